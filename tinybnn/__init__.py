@@ -1,0 +1,10 @@
+"""tinybnn: a from-scratch, readable engine for Binary Neural Networks."""
+
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from .errors import CheckpointError, ConfigError, DatasetError, ShapeError, TinyBNNError
+from .random import default_rng, manual_seed
+from . import functional
+from . import nn
+from . import quant
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""Layers and containers (``import tinybnn.nn as nn``), with PyTorch's names and defaults."""
+
+from .module import Module, Parameter
+from .layers import (GELU, Dropout, Flatten, Hardtanh, Identity, Linear, PReLU, ReLU, Sequential,
+                     Sigmoid, Tanh)
+from .binary import BinaryLinear
+from . import init

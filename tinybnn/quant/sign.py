@@ -1,0 +1,60 @@
+"""The sign function and its straight-through estimators.
+
+Convention (tinybnn everywhere): sign(0) = +1, so the output is always in {−1, +1}.
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+from .base import Quantizer, register
+
+
+def sign(x):
+    """sign(x) with sign(0) = +1 on a plain array: +1 where x >= 0, else −1 (same dtype as x)."""
+    xp = get_array_module(x)
+    return xp.where(x >= 0, 1, -1).astype(x.dtype)
+
+
+class SignSTE(Function):
+    """Clipped straight-through estimator (Hubara et al. 2016, "Binarized Neural Networks", Eq. 4;
+    Larq's ``ste_sign``).
+
+    forward:  y = sign(x)                       (sign(0) = +1)
+    backward: dx = dy · 1[|x| <= clip]          (clip = 1; BNext uses 1.5; clip = inf is the
+                                                 identity STE of Bengio et al. 2013)
+    """
+
+    @staticmethod
+    def forward(ctx, x, clip=1.0):
+        xp = get_array_module(x)
+        ctx.save_for_backward(xp.abs(x) <= clip)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return grad * inside
+
+
+def ste_sign(x: Tensor, clip: float = 1.0) -> Tensor:
+    """sign(x) forward, dy·1[|x| <= clip] backward (see :class:`SignSTE`)."""
+    return SignSTE.apply(x, clip=clip)
+
+
+@register("ste_sign", kind="both")
+class SteSign(Quantizer):
+    """Clipped STE quantizer: sign(x) forward; gradient passed where |x| <= ``clip`` (default 1).
+
+    Source: Hubara et al. 2016 (BNN), Eq. 4. BNext uses ``clip=1.5``.
+    """
+
+    def __init__(self, clip: float = 1.0):
+        super().__init__()
+        self.clip = float(clip)
+
+    def forward(self, x):
+        return SignSTE.apply(x, clip=self.clip)
+
+    def extra_repr(self):
+        return f"clip={self.clip}"
