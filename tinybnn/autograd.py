@@ -154,7 +154,7 @@ def _as_array(data, dtype=None):
     xp = get_array_module(data)
     if dtype is not None:
         return xp.asarray(data, dtype=dtype)
-    if isinstance(data, (bool, int, float, list, tuple)):
+    if type(data) in (bool, int, float, list, tuple):  # numpy scalars keep their dtype
         array = np.asarray(data)
         return array.astype(np.float32) if array.dtype == np.float64 else array
     return xp.asarray(data)
