@@ -30,4 +30,9 @@ def get_rng(rng=None) -> np.random.Generator:
         return _default
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(rng)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    from .errors import ConfigError
+
+    raise ConfigError(f"rng must be None, an int seed or a numpy.random.Generator, got "
+                      f"{type(rng).__name__}")

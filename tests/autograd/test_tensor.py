@@ -132,3 +132,13 @@ def test_detach_cuts_the_graph():
     a = t64((2,))
     b = (a * 2).detach()
     assert b.grad_fn is None and not b.requires_grad
+
+
+def test_get_rng_accepts_seed_generator_or_none_and_rejects_others():
+    from tinybnn.random import get_rng
+
+    g = np.random.default_rng(1)
+    assert get_rng(g) is g
+    assert get_rng(5).integers(1000) == np.random.default_rng(5).integers(1000)
+    with pytest.raises(tb.ConfigError, match="rng must be None, an int seed"):
+        get_rng("x")

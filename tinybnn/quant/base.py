@@ -41,6 +41,18 @@ def register(name: str, kind: str = "activation") -> Callable[[type], type]:
     return wrap
 
 
+def describe(kind: str | None = None) -> list[tuple[str, str, str]]:
+    """(name, kind, one-line summary) of every registered quantizer, sorted by name, optionally only
+    those of one kind; the CLI prints this table. The summary is the class attribute ``summary``
+    (a formula), or the first line of the class docstring."""
+    rows = []
+    for name in available(kind):
+        cls = _REGISTRY[name]
+        text = getattr(cls, "summary", "") or (cls.__doc__ or "").strip().split("\n")[0]
+        rows.append((name, _KINDS[name], text))
+    return rows
+
+
 def available(kind: str | None = None) -> list[str]:
     """Registered quantizer names, optionally only those of one kind ("activation"/"weight")."""
     return sorted(n for n in _REGISTRY if kind is None or _KINDS[n] in (kind, "both"))
@@ -73,8 +85,38 @@ class Quantizer(Module):
     #: value set of a 1-bit output: "pm1" for {−1, +1}, "01" for {0, 1}
     levels: str = "pm1"
 
+    #: one-line formula shown by :func:`describe` (and the CLI)
+    summary: str = ""
+
     def set_progress(self, epoch: int, epochs: int) -> None:
         """Called at the start of each epoch (0-based) of ``epochs``; no-op by default."""
+
+    def build(self, channels: int, axis: int = 1) -> None:
+        """Called once by the layer that owns the quantizer, before any forward, with the size of
+        the channel axis of the tensors the quantizer will see and which axis that is: 1 for the
+        activations of a convolution (N, C, H, W), −1 for the inputs of a linear layer (..., C),
+        0 for a weight (out, ...). Quantizers with per-channel parameters (RSign's threshold,
+        ReCU's α, per-channel LSQ steps) create them here; the others ignore it.
+        """
+
+
+def channel_shape(ndim: int, axis: int, channels: int) -> tuple[int, ...]:
+    """The shape that broadcasts a per-channel vector of length ``channels`` along ``axis`` of an
+    ``ndim``-dimensional array: ``channel_shape(4, 1, 8) == (1, 8, 1, 1)``."""
+    shape = [1] * ndim
+    shape[axis] = channels
+    return tuple(shape)
+
+
+def reduce_to_channels(grad, axis: int | None):
+    """Sum ``grad`` over every axis except ``axis`` (over all axes when ``axis`` is None): the
+    gradient of a per-channel (or single shared) parameter that was broadcast over ``grad``.
+    Returns shape (C,) or (1,)."""
+    if axis is None:
+        return grad.sum().reshape(1)
+    axis = axis % grad.ndim
+    others = tuple(i for i in range(grad.ndim) if i != axis)
+    return grad.sum(axis=others)
 
 
 def advance_schedules(model: Module, epoch: int, epochs: int) -> None:
