@@ -6,6 +6,7 @@ from .random import default_rng, manual_seed
 from . import functional
 from . import nn
 from . import quant
+from . import optim
 from . import gradcheck
 
 __version__ = "0.1.0"
