@@ -7,3 +7,6 @@ from .activation import (dropout, gelu, hardtanh, log_softmax, prelu, relu, sigm
                          tanh)
 from .linear import linear
 from .loss import cross_entropy, mse_loss
+from .conv import conv2d, conv2d_col2im, conv2d_im2col, conv_output_size, pad
+from .pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from .norm import batch_norm, layer_norm

@@ -5,3 +5,6 @@ from .layers import (GELU, Dropout, Flatten, Hardtanh, Identity, Linear, PReLU, 
                      Sigmoid, Tanh)
 from .binary import BinaryLinear
 from . import init
+from .binary import BinaryConv2d, LearnableBias, RPReLU, Scale
+from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm

@@ -1,0 +1,225 @@
+"""Normalization: ``batch_norm`` and ``layer_norm``, each one fused Function with its analytic
+backward (no graph of small ops, no recomputation).
+
+Batch norm normalises every channel (axis 1) over the batch and all other axes::
+
+    training:  μ, σ² = mean and biased variance of the batch;  x̂ = (x − μ) / √(σ² + ε)
+               running_mean ← (1 − m)·running_mean + m·μ
+               running_var  ← (1 − m)·running_var  + m·σ²·M/(M − 1)   (unbiased, M values)
+    eval:      x̂ = (x − running_mean) / √(running_var + ε)
+    both:      y = γ·x̂ + β
+
+Backward in training mode (M values per channel, sums over them)::
+
+    dβ = Σ g,   dγ = Σ g·x̂,   dx = γ/√(σ² + ε) · (g − dβ/M − x̂·dγ/M)
+
+In eval mode the statistics are constants, so dx = γ/√(running_var + ε) · g.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+from ..errors import ConfigError, ShapeError
+from .parallel import map_chunks
+
+
+# Bytes of input per chunk of channels on the CPU: small enough that the several passes over a chunk
+# (statistics, normalisation, output) hit the core's cache instead of main memory.
+CHUNK_BYTES = 2**18
+
+
+def _channel_sum(a3):
+    """Sum of a (N, C, L) array over N and L -> (C,). The contiguous axis L is reduced first."""
+    return a3.sum(axis=2).sum(axis=0)
+
+
+def _as_array(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+def _map_channels(work, x3) -> None:
+    """Call ``work(c0, c1)`` for chunks of the channels of x3 (N, C, L), spread over threads.
+
+    Channels are independent in batch norm, so each chunk is a complete task."""
+    xp = get_array_module(x3)
+    n, c, length = x3.shape
+    on_cpu = xp.__name__ == "numpy"
+    step = max(1, CHUNK_BYTES // max(n * length * x3.itemsize, 1)) if on_cpu else c
+    map_chunks(work, c, step, on_cpu=on_cpu)
+
+
+class BatchNorm(Function):
+    """Batch normalization over axis 1. Shapes: x (N, C, *spatial), weight/bias (C,) or None.
+
+    ``running_mean`` / ``running_var`` (C,) arrays are updated in place in training mode. The work
+    is done a few channels at a time (they are independent), each chunk on a thread.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
+                training=True, momentum=0.1, eps=1e-5):
+        xp = get_array_module(x)
+        n, c = x.shape[:2]
+        x3 = x.reshape(n, c, -1)                      # (N, C, L): a view
+        count = n * x3.shape[2]
+        x_hat, y = xp.empty_like(x3), xp.empty_like(x3)
+        mean, var = xp.empty(c, dtype=x.dtype), xp.empty(c, dtype=x.dtype)
+        inv_std = xp.empty(c, dtype=x.dtype)
+
+        def chunk(c0, c1):
+            xs, xh = x3[:, c0:c1], x_hat[:, c0:c1]
+            if training:                              # batch statistics, biased variance
+                m = _channel_sum(xs) / count
+                xp.subtract(xs, m[:, None], out=xh)
+                v = _channel_sum(xh * xh) / count
+                mean[c0:c1], var[c0:c1] = m, v
+            else:
+                m, v = running_mean[c0:c1], running_var[c0:c1]
+                xp.subtract(xs, m[:, None], out=xh)
+            inv_std[c0:c1] = 1.0 / xp.sqrt(v + eps)
+            xh *= inv_std[c0:c1, None]                # x̂
+            out = y[:, c0:c1]
+            if weight is not None:
+                xp.multiply(xh, weight[c0:c1, None], out=out)
+            else:
+                out[...] = xh
+            if bias is not None:
+                out += bias[c0:c1, None]
+
+        _map_channels(chunk, x3)
+        if training and running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * count / (count - 1)) * var
+        ctx.save_for_backward(x_hat, inv_std, weight)
+        ctx.training = training
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_hat, inv_std, weight = ctx.saved_tensors
+        xp = get_array_module(grad)
+        n, c, length = x_hat.shape
+        count = n * length
+        g3 = grad.reshape(n, c, length)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dbeta, dgamma = xp.empty(c, dtype=grad.dtype), xp.empty(c, dtype=grad.dtype)
+        scale = inv_std if weight is None else weight * inv_std
+        dx = xp.empty_like(g3) if need_x else None
+
+        def chunk(c0, c1):
+            g, xh = g3[:, c0:c1], x_hat[:, c0:c1]
+            dbeta[c0:c1] = db = _channel_sum(g)
+            dgamma[c0:c1] = dg = _channel_sum(g * xh)
+            if not need_x:
+                return
+            out = dx[:, c0:c1]
+            if ctx.training:                          # γ/σ · (g − dβ/M − x̂·dγ/M)
+                xp.multiply(xh, (dg / count)[:, None], out=out)
+                out += (db / count)[:, None]
+                xp.subtract(g, out, out=out)
+                out *= scale[c0:c1, None]
+            else:                                     # the statistics are constants
+                xp.multiply(g, scale[c0:c1, None], out=out)
+
+        _map_channels(chunk, x_hat)
+        return ((dx.reshape(grad.shape) if need_x else None), (dgamma if need_w else None),
+                (dbeta if need_b else None))
+
+
+def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalization (PyTorch's ``F.batch_norm``) over axis 1 of x (N, C) or (N, C, ...).
+
+    Args:
+        running_mean, running_var: (C,) arrays (or Tensors), updated in place when ``training``;
+            may be None in training mode (no running statistics kept).
+        weight, bias: γ and β of shape (C,), or None (γ = 1, β = 0).
+        training: normalise with the batch statistics (True) or the running ones (False).
+    Returns:
+        y, the same shape as x.
+    """
+    if len(x.shape) < 2:
+        raise ShapeError(f"batch_norm expects x of shape (N, C) or (N, C, ...), got "
+                         f"{tuple(x.shape)}")
+    channels = x.shape[1]
+    running_mean, running_var = _as_array(running_mean), _as_array(running_var)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (channels,):
+            raise ShapeError(f"batch_norm: input has {channels} channels but {name} has shape "
+                             f"{tuple(t.shape)}; they must match")
+    if training:
+        values = math.prod(x.shape) // channels
+        if values < 2:
+            raise ShapeError(f"batch_norm needs more than 1 value per channel in training mode, "
+                             f"got input shape {tuple(x.shape)}")
+    elif running_mean is None or running_var is None:
+        raise ConfigError("batch_norm in eval mode (training=False) needs running_mean and "
+                          "running_var")
+    return BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                           training=bool(training), momentum=float(momentum), eps=float(eps))
+
+
+class LayerNorm(Function):
+    """Layer normalization over the last axes. Shapes: x (B, D) (the caller flattens), weight/bias
+    (D,) or None.
+
+    y = γ·x̂ + β with x̂ = (x − μ)/√(σ² + ε), μ and σ² (biased) taken over D for every row.
+    dx = 1/√(σ² + ε) · (h − mean(h) − x̂·mean(h·x̂)) with h = γ·g; dγ = Σ_rows g·x̂; dβ = Σ_rows g.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight=None, bias=None, eps=1e-5):
+        xp = get_array_module(x)
+        mean = x.mean(axis=1, keepdims=True)
+        x_hat = x - mean
+        var = (x_hat * x_hat).mean(axis=1, keepdims=True)
+        inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        x_hat *= inv_std
+        y = x_hat * weight if weight is not None else x_hat.copy()
+        if bias is not None:
+            y += bias
+        ctx.save_for_backward(x_hat, inv_std, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_hat, inv_std, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dx = None
+        if need_x:
+            h = grad * weight if weight is not None else grad
+            dx = h - h.mean(axis=1, keepdims=True)
+            dx -= x_hat * (h * x_hat).mean(axis=1, keepdims=True)
+            dx *= inv_std
+        dgamma = (grad * x_hat).sum(axis=0) if need_w else None
+        dbeta = grad.sum(axis=0) if need_b else None
+        return dx, dgamma, dbeta
+
+
+def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Layer normalization over the last ``len(normalized_shape)`` axes (PyTorch's
+    ``F.layer_norm``).
+
+    Shapes: x (..., *normalized_shape); weight and bias ``normalized_shape`` or None; y like x.
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if len(x.shape) < k or tuple(x.shape[len(x.shape) - k:]) != shape:
+        raise ShapeError(f"layer_norm: input shape {tuple(x.shape)} does not end with "
+                         f"normalized_shape {shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ShapeError(f"layer_norm: {name} has shape {tuple(t.shape)}, expected {shape}")
+    size = math.prod(shape)
+    flat = x.reshape(-1, size)
+    w = weight.reshape(size) if weight is not None else None
+    b = bias.reshape(size) if bias is not None else None
+    return LayerNorm.apply(flat, w, b, eps=float(eps)).reshape(x.shape)
