@@ -2,3 +2,7 @@
 
 from .registry import available_models, make_model, register_model
 from .mlp import binary_mlp, mlp
+from .resnet import resnet18, resnet20
+from .vgg import vgg_small
+from .cnn import binary_cnn, cnn
+from .recipes import Recipe, available_recipes, get_recipe
