@@ -8,5 +8,6 @@ from . import nn
 from . import quant
 from . import optim
 from . import gradcheck
+from . import surge
 
 __version__ = "0.1.0"

@@ -6,3 +6,4 @@ from .resnet import resnet18, resnet20
 from .vgg import vgg_small
 from .cnn import binary_cnn, cnn
 from .recipes import Recipe, available_recipes, get_recipe
+from . import beale  # the SURGE toy problem (not a classifier: not in the registry)
