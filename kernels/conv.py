@@ -1,0 +1,329 @@
+"""``binary_conv2d``: convolution of a binarized input with packed ±1 weights.
+
+What it computes (the float reference, for x (B, C, H, W) and weights w (Cout, C, kh, kw))::
+
+    xb  = sign(x)                     with sign(0) = +1
+    xp  = xb padded with pad_value    (0, +1 or −1) on each side of H and W
+    dot[b, o, ho, wo] = sum over c, i, j of xp[b, c, ho*sh + i, wo*sw + j] * sign(w)[o, c, i, j]
+
+and then one of three outputs:
+
+* ``dot`` itself, int32 (B, Cout, Ho, Wo)                                (no transform given);
+* ``dot * scale[o] + bias[o]`` in float32 (a folded batch norm / scaling) (``scale``/``bias``);
+* the sign of the next layer's input as packed bits: bit = ``dot * flip[o] >= threshold[o]``,
+  returned as ``pack_bits`` of the ±1 output along the width: uint64 (B, Cout, Ho,
+  ceil(Wo/64)). Feed it to the next ``binary_conv2d`` with ``width=Wo``.
+  ``sign_threshold(scale, bias, k)`` turns a batch norm followed by sign into (flip, threshold)
+  exactly, negative gamma included; ``threshold_from_values`` does it for any per-channel
+  monotone function given its values at every dot -k..k (to reproduce a trained model's own
+  float expression bit for bit).
+
+How the kernels get it exactly from bits: patches are packed in (c, i, j) order, the order of
+``w.reshape(Cout, -1)``. ±1 padding packs directly (bit 1 or 0). Zero padding is neither bit: the
+border is packed as +1 (what sign(0) = +1 gives), which adds ``sign(w)[o, c, i, j]`` for every
+padded tap; the kernels subtract that exact sum, ``zero_padding_correction`` (Cout, Ho, Wo),
+before the output transform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinybnn.errors import ConfigError, ShapeError
+
+from .backends import resolve_backend
+from .pack import _unpack_bool_last, check_words, n_words, unpack_bits
+
+PAD_VALUES = (0.0, 1.0, -1.0)
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """The output stage of a binary convolution, as every backend receives it.
+
+    kind: "dots" | "affine" | "threshold"; correction: (Cout, Ho, Wo) int32, subtracted from the
+    packed dot first; scale, bias: (Cout,) float32 for "affine"; flip, threshold: (Cout,) int32
+    for "threshold".
+    """
+
+    kind: str
+    correction: np.ndarray
+    scale: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    flip: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+
+
+def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.0,
+                  scale=None, bias=None, threshold=None, flip=None, width=None,
+                  backend: str | None = None):
+    """Binary 2-D convolution (cross-correlation, as PyTorch) on packed bits.
+
+    Args:
+        x: (B, C, H, W) real input, binarized inside with sign(0) = +1; or uint64 (B, C, H,
+            ceil(W/64)) bits packed along the width (a previous layer's threshold output, or
+            ``pack_bits(sign_x, axis=-1)``) together with ``width=W``.
+        w_packed: (Cout, ceil(C*kh*kw/64)) uint64, ``pack_bits(w.reshape(Cout, -1))``.
+        kernel_size: kh or (kh, kw). stride, padding: int or (for H, for W) pair.
+        pad_value: 0, +1 or −1, the value of the padded border of the binarized input.
+        scale, bias: (Cout,) -> float32 output ``dot * scale + bias`` (either may be omitted:
+            scale 1, bias 0).
+        threshold, flip: (Cout,) -> packed-bit output, bit = ``dot * flip >= threshold``;
+            flip is +1 or −1 (default +1). A real threshold acts as ceil(threshold).
+        width: the true width W when ``x`` is packed.
+        backend: "numpy", "numba", "cupy" or None (see ``available_backends``).
+
+    Returns:
+        int32 (B, Cout, Ho, Wo) dots; or float32 (B, Cout, Ho, Wo); or uint64 (B, Cout, Ho,
+        ceil(Wo/64)) packed bits. Ho = (H + 2*ph - kh) // sh + 1, likewise Wo. On x's device.
+
+    Raises:
+        ShapeError: x not 4-D, weights that do not fit C*kh*kw, per-channel arrays of the wrong
+            length, a kernel larger than the padded input, packed x without width.
+        ConfigError: bad pad_value / stride / padding / flip, both transforms at once, or an
+            unknown or unavailable backend.
+    """
+    backend = resolve_backend(backend, x, w_packed)
+    kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
+    stride = _pair(stride, "stride", minimum=1)
+    padding = _pair(padding, "padding", minimum=0)
+    pad_value = _check_pad_value(pad_value)
+    bits = _input_bits(x, width)
+    batch, channels, height, in_width = bits.shape
+    cout = _check_weights(w_packed, channels, kh, kw)
+    out_h, out_w = conv_output_size((height, in_width), (kh, kw), stride, padding)
+
+    if pad_value == 0.0 and any(padding):
+        weights = w_packed.get() if hasattr(w_packed, "get") else w_packed
+        correction = zero_padding_correction(weights, channels, (kh, kw), (height, in_width),
+                                             stride, padding)
+    else:
+        correction = np.zeros((cout, out_h, out_w), dtype=np.int32)
+    epilogue = _epilogue(correction, cout, channels * kh * kw, scale, bias, threshold, flip)
+    padded = _pad(bits, padding, pad_bit=pad_value >= 0)
+
+    if backend == "numpy":
+        from . import reference
+        return reference.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
+                                       epilogue)
+    if backend == "numba":
+        if kw > 64:
+            raise ConfigError(f"binary_conv2d: the numba backend takes kernels up to 64 wide, "
+                              f"got {kw}; use backend='numpy'")
+        from . import cpu_conv
+        return cpu_conv.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
+                                      epilogue)
+    from . import gpu
+    return gpu.binary_conv2d(padded, w_packed, kh, kw, stride, epilogue)
+
+
+def conv_output_size(size, kernel_size, stride, padding) -> tuple[int, int]:
+    """(Ho, Wo) = ((H + 2*ph - kh) // sh + 1, (W + 2*pw - kw) // sw + 1); ShapeError if < 1."""
+    out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel_size, stride, padding))
+    if min(out) < 1:
+        raise ShapeError(f"binary_conv2d: a {kernel_size[0]}x{kernel_size[1]} kernel does not fit "
+                         f"in the {size[0]}x{size[1]} input padded by {padding}; use a larger "
+                         f"input or more padding")
+    return out
+
+
+def zero_padding_correction(w_packed, channels: int, kernel_size, input_size, stride,
+                            padding) -> np.ndarray:
+    """What packing a zero border as +1 adds to each dot: the term the kernels subtract.
+
+    correction[o, ho, wo] = sum over the taps (i, j) of output (ho, wo) that fall in the border
+    of sum over c of sign(w)[o, c, i, j].
+
+    Args:
+        w_packed: (Cout, ceil(C*kh*kw/64)) uint64 (NumPy). channels: C.
+        kernel_size, input_size (H, W), stride, padding: pairs.
+
+    Returns:
+        (Cout, Ho, Wo) int32 (zeros away from the border).
+    """
+    (kh, kw), (height, width) = kernel_size, input_size
+    (sh, sw), (ph, pw) = stride, padding
+    out_h, out_w = conv_output_size(input_size, kernel_size, stride, padding)
+    signs = unpack_bits(w_packed, channels * kh * kw).reshape(-1, channels, kh, kw)
+    tap_sums = signs.sum(axis=1, dtype=np.int64)                           # (Cout, kh, kw)
+    row = np.arange(out_h)[:, None] * sh + np.arange(kh)[None, :] - ph    # (Ho, kh) input row
+    col = np.arange(out_w)[:, None] * sw + np.arange(kw)[None, :] - pw    # (Wo, kw) input col
+    row_out = (row < 0) | (row >= height)
+    col_out = (col < 0) | (col >= width)
+    border = row_out[:, None, :, None] | col_out[None, :, None, :]        # (Ho, Wo, kh, kw)
+    return np.einsum("hwij,oij->ohw", border.astype(np.int64), tap_sums).astype(np.int32)
+
+
+def sign_threshold(scale, bias, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold ``sign(dot * scale + bias)`` (float32, sign(0) = +1) into an integer threshold.
+
+    Args:
+        scale, bias: (Cout,) e.g. a batch norm folded as scale = gamma / sqrt(var + eps),
+            bias = beta - mean * scale. Any sign of scale, including 0.
+        k: the reduction length C*kh*kw (dots lie in [-k, k]).
+
+    Returns:
+        (flip, threshold), (Cout,) int32 each, such that for every integer dot in [-k, k]
+        ``(dot * flip >= threshold) == (float32(dot) * scale + bias >= 0)`` with float32
+        arithmetic exactly as the "affine" output computes it.
+    """
+    scale = np.asarray(scale, dtype=np.float32).reshape(-1)
+    bias = np.asarray(bias, dtype=np.float32).reshape(-1)
+    if scale.shape != bias.shape:
+        raise ShapeError(f"sign_threshold: scale has {scale.size} channels but bias has "
+                         f"{bias.size}; give one value per output channel in each")
+    dots = np.arange(-k, k + 1, dtype=np.float32)
+    return threshold_from_values(dots[None, :] * scale[:, None] + bias[:, None])
+
+
+def threshold_from_values(values) -> tuple[np.ndarray, np.ndarray]:
+    """(flip, threshold) reproducing ``values >= 0`` for every dot in [-k, k].
+
+    Args:
+        values: (Cout, 2k+1), the pre-sign output of each channel at dot = -k, ..., k (compute
+            it with the exact float expression the trained model uses). ``values >= 0`` must be
+            monotone in dot for each channel, as it is for any affine or batch-norm map.
+
+    Returns:
+        (flip, threshold), (Cout,) int32: +1 and the smallest dot giving bit 1 for a rising
+        channel, −1 and minus the largest such dot for a falling one; threshold k+1 means
+        "never 1", flip +1 with threshold -k "always 1".
+    """
+    positive = np.asarray(values) >= 0
+    if positive.ndim != 2 or positive.shape[1] % 2 != 1:
+        raise ShapeError(f"threshold_from_values needs (channels, 2k+1) values at dot = -k..k, "
+                         f"got shape {positive.shape}")
+    k = positive.shape[1] // 2
+    rising = np.all(positive[:, 1:] >= positive[:, :-1], axis=1)
+    falling = np.all(positive[:, 1:] <= positive[:, :-1], axis=1)
+    if not np.all(rising | falling):
+        channel = int(np.flatnonzero(~(rising | falling))[0])
+        raise ConfigError(f"channel {channel}: sign(value) is not monotone in the dot product, so "
+                          f"no threshold reproduces it (NaN in the batch norm?)")
+    count = positive.sum(axis=1)                   # how many dots give bit 1
+    first_one = np.where(count > 0, np.argmax(positive, axis=1) - k, k + 1)
+    last_one = np.where(count > 0, k - np.argmax(positive[:, ::-1], axis=1), -(k + 1))
+    flip = np.where(rising, 1, -1).astype(np.int32)
+    threshold = np.where(rising, first_one, -last_one).astype(np.int32)
+    return flip, threshold
+
+
+# --------------------------------------------------------------------------------------------
+# input checks and preparation
+# --------------------------------------------------------------------------------------------
+
+
+def _input_bits(x, width):
+    """The binarized input as a (B, C, H, W) bool array on x's device."""
+    if getattr(x, "ndim", None) != 4:
+        raise ShapeError(f"binary_conv2d: x must be (B, C, H, W), got shape "
+                         f"{getattr(x, 'shape', type(x).__name__)}; add the missing axes "
+                         f"(e.g. x[None] for one image)")
+    if x.dtype == np.uint64:
+        if width is None:
+            raise ShapeError("binary_conv2d: x is uint64, i.e. bits packed along the width; pass "
+                             "width=W, the true width of the rows")
+        check_words(x.shape[-1], width, "binary_conv2d: packed x")
+        if hasattr(x, "get"):                                 # CuPy: unpack on the device
+            from . import gpu
+            return gpu.unpack_bits(x, width, x.ndim - 1) >= 0
+        return _unpack_bool_last(x, width)
+    if width is not None:
+        raise ShapeError(f"binary_conv2d: width= is only for packed (uint64) input, but x has "
+                         f"dtype {x.dtype}; drop width=")
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"binary_conv2d: x must be real, got dtype {x.dtype}")
+    return x if x.dtype == np.bool_ else x >= 0
+
+
+def _check_weights(w_packed, channels: int, kh: int, kw: int) -> int:
+    """The number of output channels; ShapeError unless w_packed fits C*kh*kw bits per row."""
+    dtype = getattr(w_packed, "dtype", None)
+    if dtype != np.uint64 or w_packed.ndim != 2:
+        raise ShapeError(f"binary_conv2d: w_packed must be (Cout, words) uint64, "
+                         f"pack_bits(w.reshape(Cout, -1)); got "
+                         f"{dtype} {getattr(w_packed, 'shape', '')}")
+    k = channels * kh * kw
+    if w_packed.shape[1] != n_words(k):
+        raise ShapeError(f"binary_conv2d: w_packed has {w_packed.shape[1]} words per output "
+                         f"channel but C*kh*kw = {channels}*{kh}*{kw} = {k} bits need "
+                         f"{n_words(k)}; "
+                         f"check the input channels and kernel_size")
+    return w_packed.shape[0]
+
+
+def _epilogue(correction, cout, k, scale, bias, threshold, flip) -> Epilogue:
+    affine = scale is not None or bias is not None
+    thresholded = threshold is not None or flip is not None
+    if affine and thresholded:
+        raise ConfigError("binary_conv2d: give either scale/bias (float output) or "
+                          "threshold/flip (bit output), not both")
+    if affine:
+        scale = np.ones(cout, np.float32) if scale is None else _per_channel(scale, cout, "scale")
+        bias = np.zeros(cout, np.float32) if bias is None else _per_channel(bias, cout, "bias")
+        return Epilogue("affine", correction, scale=scale.astype(np.float32),
+                        bias=bias.astype(np.float32))
+    if thresholded:
+        if threshold is None:
+            raise ConfigError("binary_conv2d: flip= needs threshold= as well")
+        threshold = _per_channel(threshold, cout, "threshold").astype(np.float64)
+        if np.isnan(threshold).any():
+            raise ConfigError("binary_conv2d: threshold contains NaN")
+        # dot is an integer in [-k, k], so dot >= t  <=>  dot >= ceil(t), clipped to k + 1
+        threshold = np.clip(np.ceil(threshold), -(k + 1), k + 1).astype(np.int32)
+        flip = np.ones(cout, np.int32) if flip is None else _per_channel(flip, cout, "flip")
+        if not np.all((flip == 1) | (flip == -1)):
+            raise ConfigError(f"binary_conv2d: flip must be +1 or -1 per channel, got "
+                              f"{np.unique(flip)}")
+        return Epilogue("threshold", correction, flip=flip.astype(np.int32),
+                        threshold=threshold)
+    return Epilogue("dots", correction)
+
+
+def _per_channel(values, cout: int, name: str) -> np.ndarray:
+    values = values.get() if hasattr(values, "get") else np.asarray(values)
+    if values.shape != (cout,):
+        raise ShapeError(f"binary_conv2d: {name} must have one value per output channel, shape "
+                         f"({cout},); got {values.shape}")
+    return values
+
+
+def _pad(bits, padding, pad_bit: bool):
+    """bits (B, C, H, W) with ph rows / pw columns of ``pad_bit`` on each side (x's device)."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return bits
+    xp = _array_module(bits)
+    batch, channels, height, width = bits.shape
+    padded = xp.full((batch, channels, height + 2 * ph, width + 2 * pw), pad_bit, dtype=bool)
+    padded[:, :, ph:ph + height, pw:pw + width] = bits
+    return padded
+
+
+def _array_module(array):
+    if hasattr(array, "get"):
+        import cupy
+        return cupy
+    return np
+
+
+def _pair(value, name: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum
+                                 for v in pair):
+        raise ConfigError(f"binary_conv2d: {name} must be an int >= {minimum} or a pair of "
+                          f"them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_pad_value(pad_value) -> float:
+    try:
+        value = float(pad_value)
+    except (TypeError, ValueError):
+        value = None
+    if value not in PAD_VALUES or isinstance(pad_value, bool):
+        raise ConfigError(f"binary_conv2d: pad_value must be 0, +1 or -1 (the value of the "
+                          f"binarized input's border), got {pad_value!r}")
+    return value

@@ -1,0 +1,188 @@
+"""binary_conv2d: every backend, padding mode, stride and output transform, bit-exact against a
+plain float ±1 convolution."""
+
+import numpy as np
+import pytest
+
+from tinybnn.errors import ConfigError, ShapeError
+from tinybnn.kernels import (binary_conv2d, pack_bits, sign_threshold, threshold_from_values,
+                             unpack_bits, zero_padding_correction)
+
+from .references import float_conv, random_real
+
+# (B, C, H, W, Cout, kernel, stride, padding): odd sizes, K = C*kh*kw below 64, at 64 and above,
+# non-square kernels, Cout not a multiple of 4, batch rows not a multiple of 64.
+GEOMETRIES = [
+    (2, 3, 7, 9, 5, (3, 3), 1, 1),
+    (2, 3, 7, 9, 5, (3, 3), 2, 1),
+    (1, 20, 5, 6, 6, (3, 3), 2, 2),
+    (3, 8, 8, 8, 16, (3, 3), 1, 1),
+    (2, 5, 9, 7, 3, (1, 1), 1, 0),
+    (1, 2, 11, 70, 4, (3, 5), (2, 1), (1, 2)),
+    (2, 64, 4, 4, 8, (3, 3), 1, 1),
+]
+PAD_VALUES = [0.0, 1.0, -1.0]
+
+
+def _case(geometry, seed):
+    b, c, h, w, cout, kernel, stride, padding = geometry
+    rng = np.random.default_rng(seed)
+    kh, kw = kernel
+    x = random_real(rng, (b, c, h, w))
+    weights = random_real(rng, (cout, c, kh, kw))
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    return x, weights, pack_bits(weights.reshape(cout, -1)), pair(stride), pair(padding)
+
+
+@pytest.mark.parametrize("pad_value", PAD_VALUES)
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_dots_match_float_convolution(backend, geometry, pad_value):
+    x, weights, w_packed, stride, padding = _case(geometry, seed=len(str(geometry)))
+    out = binary_conv2d(x, w_packed, weights.shape[2:], stride=stride, padding=padding,
+                        pad_value=pad_value, backend=backend)
+    expected = float_conv(x, weights, stride, padding, pad_value)
+    assert out.dtype == np.int32 and out.shape == expected.shape
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("pad_value", PAD_VALUES)
+def test_scale_and_bias_output_is_exact_float32(backend, pad_value):
+    x, weights, w_packed, stride, padding = _case(GEOMETRIES[1], seed=3)
+    rng = np.random.default_rng(4)
+    scale = rng.normal(size=5).astype(np.float32)
+    bias = rng.normal(size=5).astype(np.float32)
+    out = binary_conv2d(x, w_packed, 3, stride=stride, padding=padding, pad_value=pad_value,
+                        scale=scale, bias=bias, backend=backend)
+    dots = float_conv(x, weights, stride, padding, pad_value).astype(np.float32)
+    expected = dots * scale[:, None, None] + bias[:, None, None]
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("geometry", [GEOMETRIES[0], GEOMETRIES[5]])
+def test_threshold_output_is_the_packed_sign_of_the_next_layer(backend, geometry):
+    x, weights, w_packed, stride, padding = _case(geometry, seed=5)
+    cout = weights.shape[0]
+    rng = np.random.default_rng(6)
+    threshold = rng.integers(-6, 7, size=cout)
+    flip = rng.choice([-1, 1], size=cout)
+    out = binary_conv2d(x, w_packed, weights.shape[2:], stride=stride, padding=padding,
+                        threshold=threshold, flip=flip, backend=backend)
+    dots = float_conv(x, weights, stride, padding, 0.0)
+    bits = dots * flip[:, None, None] >= threshold[:, None, None]
+    np.testing.assert_array_equal(out, pack_bits(bits, axis=-1))
+    assert out.shape == dots.shape[:3] + (-(-dots.shape[3] // 64),)
+
+
+def test_batch_norm_then_sign_folds_exactly_with_any_gamma_sign(backend):
+    """threshold output with sign_threshold(scale, bias) == the float output's sign, including
+    negative and zero gamma and biases that put the threshold on an exact dot value."""
+    x, weights, w_packed, stride, padding = _case(GEOMETRIES[3], seed=7)
+    rng = np.random.default_rng(8)
+    gamma = rng.normal(size=16).astype(np.float32)
+    gamma[:3] = [0.0, -1.0, -0.5]
+    scale = gamma / np.sqrt(rng.random(16).astype(np.float32) + 0.1)
+    bias = rng.normal(size=16).astype(np.float32) * 3
+    bias[1], bias[2] = 2.0, -4.0                      # boundaries at dot = 2 and dot = -8
+    k = 8 * 9
+    flip, threshold = sign_threshold(scale, bias, k)
+    assert set(np.unique(flip)) <= {-1, 1}
+    bits = binary_conv2d(x, w_packed, 3, padding=1, threshold=threshold, flip=flip,
+                         backend=backend)
+    values = binary_conv2d(x, w_packed, 3, padding=1, scale=scale, bias=bias, backend=backend)
+    np.testing.assert_array_equal(bits, pack_bits(values >= 0, axis=-1))
+
+
+def test_sign_threshold_agrees_with_the_float_expression_at_every_dot():
+    rng = np.random.default_rng(9)
+    k = 50
+    scale = np.concatenate([rng.normal(size=40), [0.0, 0.0, 1e-30, -1e-30]]).astype(np.float32)
+    bias = np.concatenate([rng.normal(size=40) * 20, [1.0, -1.0, 0.0, 0.0]]).astype(np.float32)
+    flip, threshold = sign_threshold(scale, bias, k)
+    dots = np.arange(-k, k + 1)
+    expected = dots[None, :].astype(np.float32) * scale[:, None] + bias[:, None] >= 0
+    got = dots[None, :] * flip[:, None] >= threshold[:, None]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_threshold_from_values_rejects_non_monotone_signs():
+    values = np.array([[-1.0, 1.0, -1.0]])
+    with pytest.raises(ConfigError, match="channel 0: sign.* is not monotone"):
+        threshold_from_values(values)
+
+
+def test_packed_input_chains_layers(backend):
+    """A threshold output fed to the next layer (with width=) equals the float chain."""
+    x, weights, w_packed, stride, padding = _case(GEOMETRIES[0], seed=10)
+    rng = np.random.default_rng(11)
+    threshold = rng.integers(-3, 4, size=5)
+    bits = binary_conv2d(x, w_packed, 3, padding=1, threshold=threshold, backend=backend)
+    width = x.shape[3]
+    second = random_real(rng, (4, 5, 3, 3))
+    w2 = pack_bits(second.reshape(4, -1))
+    out = binary_conv2d(bits, w2, 3, padding=1, pad_value=-1, width=width, backend=backend)
+    middle = unpack_bits(bits, width, axis=-1)       # ±1 float NCHW
+    np.testing.assert_array_equal(out, float_conv(middle, second, (1, 1), (1, 1), -1.0))
+
+
+def test_zero_padding_correction_is_zero_inside_and_the_tap_sums_on_the_border():
+    weights = np.ones((1, 2, 3, 3))
+    correction = zero_padding_correction(pack_bits(weights.reshape(1, -1)), 2, (3, 3), (4, 4),
+                                         (1, 1), (1, 1))
+    assert correction.shape == (1, 4, 4)
+    assert correction[0, 1, 1] == 0 and correction[0, 0, 1] == 2 * 3 and correction[0, 0, 0] == 10
+
+
+def test_weights_that_do_not_fit_the_input_channels_are_a_shape_error():
+    x = np.ones((1, 4, 5, 5), np.float32)
+    w_packed = pack_bits(np.ones((2, 3 * 9)))
+    with pytest.raises(ShapeError, match=r"C\*kh\*kw = 4\*3\*3 = 36 bits need 1"):
+        binary_conv2d(x, np.zeros((2, 2), np.uint64), 3)
+    with pytest.raises(ShapeError, match="w_packed must be .Cout, words. uint64"):
+        binary_conv2d(x, w_packed.astype(np.int64), 3)
+
+
+def test_packed_input_needs_its_width():
+    x = pack_bits(np.ones((1, 2, 5, 5)), axis=-1)
+    w_packed = pack_bits(np.ones((2, 2 * 9)))
+    with pytest.raises(ShapeError, match="pass width=W"):
+        binary_conv2d(x, w_packed, 3)
+    with pytest.raises(ShapeError, match="width= is only for packed"):
+        binary_conv2d(np.ones((1, 2, 5, 5)), w_packed, 3, width=5)
+
+
+def test_bad_options_are_config_errors():
+    x = np.ones((1, 2, 5, 5), np.float32)
+    w_packed = pack_bits(np.ones((2, 2 * 9)))
+    with pytest.raises(ConfigError, match="pad_value must be 0, \\+1 or -1"):
+        binary_conv2d(x, w_packed, 3, pad_value=0.5)
+    with pytest.raises(ConfigError, match="either scale/bias .* or threshold/flip"):
+        binary_conv2d(x, w_packed, 3, scale=np.ones(2), threshold=np.zeros(2))
+    with pytest.raises(ConfigError, match="flip must be \\+1 or -1"):
+        binary_conv2d(x, w_packed, 3, threshold=np.zeros(2), flip=np.array([1, 0]))
+    with pytest.raises(ConfigError, match="stride must be an int >= 1"):
+        binary_conv2d(x, w_packed, 3, stride=0)
+    with pytest.raises(ConfigError, match="valid backends"):
+        binary_conv2d(x, w_packed, 3, backend="gpu")
+
+
+def test_shape_errors_name_the_problem():
+    x = np.ones((1, 2, 5, 5), np.float32)
+    w_packed = pack_bits(np.ones((2, 2 * 9)))
+    with pytest.raises(ShapeError, match=r"scale must have one value per output channel, shape "
+                                         r"\(2,\); got \(3,\)"):
+        binary_conv2d(x, w_packed, 3, scale=np.ones(3))
+    with pytest.raises(ShapeError, match="does not fit in the 2x2 input"):
+        binary_conv2d(np.ones((1, 2, 2, 2)), w_packed, 3)
+    with pytest.raises(ShapeError, match=r"x must be \(B, C, H, W\)"):
+        binary_conv2d(np.ones((2, 5, 5)), w_packed, 3)
+
+
+@pytest.mark.parametrize("kernel, stride, width", [((3, 3), (1, 1), 11), ((3, 3), (2, 2), 11),
+                                                   ((2, 5), (1, 3), 11), ((3, 3), (1, 2), 150)])
+def test_numba_im2col_pack_matches_the_reference(kernel, stride, width):
+    """Word-major patches (W, M) of the fused Numba im2col, including rows wider than a word."""
+    from tinybnn.kernels import cpu_conv, reference
+    bits = np.random.default_rng(2).random((2, 9, 7, width)) < 0.5
+    np.testing.assert_array_equal(cpu_conv.im2col_pack(bits, *kernel, stride).T,
+                                  reference.im2col_bits(bits, *kernel, stride))
