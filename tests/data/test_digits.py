@@ -21,12 +21,14 @@ def test_shapes_dtypes_and_range(digits):
         assert set(labels.tolist()) == set(range(10))  # every class in both splits
 
 
-def test_split_is_first_1437_then_last_360_in_sklearn_order(digits):
+def test_split_is_the_seeded_permutation_and_partitions_sklearn_data(digits):
     reference = load_digits()
-    images = np.concatenate([digits["train"][0], digits["test"][0]])
-    labels = np.concatenate([digits["train"][1], digits["test"][1]])
-    np.testing.assert_array_equal(images[:, 0] * 16, reference.images)
-    np.testing.assert_array_equal(labels, reference.target)
+    test = np.zeros(1797, dtype=bool)
+    test[np.random.default_rng(0).permutation(1797)[:360]] = True
+    np.testing.assert_array_equal(digits["test"][0][:, 0] * 16, reference.images[test])
+    np.testing.assert_array_equal(digits["train"][0][:, 0] * 16, reference.images[~test])
+    np.testing.assert_array_equal(digits["test"][1], reference.target[test])
+    np.testing.assert_array_equal(digits["train"][1], reference.target[~test])
 
 
 def test_split_is_deterministic(digits):

@@ -138,7 +138,7 @@ _CIFAR100_ARCHIVE = _remote("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ec
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
         name="digits", num_classes=10, input_shape=(1, 8, 8),
-        mean=(0.3054,), std=(0.3755,),
+        mean=(0.3049,), std=(0.3759,),
         split_sizes=dict(DIGITS_SPLIT_SIZES), pixel_max=DIGITS_PIXEL_MAX,
         reader=_read_digits,
     ),
