@@ -90,31 +90,30 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
     stride = _pair(stride, "stride", minimum=1)
     padding = _pair(padding, "padding", minimum=0)
     pad_value = _check_pad_value(pad_value)
-    bits = _input_bits(x, width)
-    batch, channels, height, in_width = bits.shape
+    batch, channels, height, in_width = _check_input(x, width)
     cout = _check_weights(w_packed, channels, kh, kw)
     out_h, out_w = conv_output_size((height, in_width), (kh, kw), stride, padding)
 
     if pad_value == 0.0 and any(padding):
-        weights = w_packed.get() if hasattr(w_packed, "get") else w_packed
-        correction = zero_padding_correction(weights, channels, (kh, kw), (height, in_width),
-                                             stride, padding)
+        correction = _cached_correction(w_packed, channels, (kh, kw), (height, in_width), stride,
+                                        padding)
     else:
         correction = np.zeros((cout, out_h, out_w), dtype=np.int32)
     epilogue = _epilogue(correction, cout, channels * kh * kw, scale, bias, threshold, flip)
-    padded = _pad(bits, padding, pad_bit=pad_value >= 0)
 
-    if backend == "numpy":
-        from . import reference
-        return reference.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
-                                       epilogue)
     if backend == "numba":
         if kw > 64:
             raise ConfigError(f"binary_conv2d: the numba backend takes kernels up to 64 wide, "
                               f"got {kw}; use backend='numpy'")
         from . import cpu_conv
-        return cpu_conv.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
-                                      epilogue)
+        # sign, padding and packing happen in one pass inside (no padded bool map)
+        return cpu_conv.binary_conv2d(x, width, padding, pad_value >= 0,
+                                      np.ascontiguousarray(w_packed), kh, kw, stride, epilogue)
+    padded = _pad(_input_bits(x, width), padding, pad_bit=pad_value >= 0)
+    if backend == "numpy":
+        from . import reference
+        return reference.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
+                                       epilogue)
     from . import gpu
     return gpu.binary_conv2d(padded, w_packed, kh, kw, stride, epilogue)
 
@@ -215,8 +214,9 @@ def threshold_from_values(values) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def _input_bits(x, width):
-    """The binarized input as a (B, C, H, W) bool array on x's device."""
+def _check_input(x, width) -> tuple[int, int, int, int]:
+    """(B, C, H, W) of the input; ShapeError unless x is a 4-D real array, or uint64 packed
+    along the width together with its true ``width``."""
     if getattr(x, "ndim", None) != 4:
         raise ShapeError(f"binary_conv2d: x must be (B, C, H, W), got shape "
                          f"{getattr(x, 'shape', type(x).__name__)}; add the missing axes "
@@ -226,16 +226,52 @@ def _input_bits(x, width):
             raise ShapeError("binary_conv2d: x is uint64, i.e. bits packed along the width; pass "
                              "width=W, the true width of the rows")
         check_words(x.shape[-1], width, "binary_conv2d: packed x")
-        if hasattr(x, "get"):                                 # CuPy: unpack on the device
-            from . import gpu
-            return gpu.unpack_bits(x, width, x.ndim - 1) >= 0
-        return _unpack_bool_last(x, width)
+        return tuple(x.shape[:3]) + (int(width),)
     if width is not None:
         raise ShapeError(f"binary_conv2d: width= is only for packed (uint64) input, but x has "
                          f"dtype {x.dtype}; drop width=")
     if x.dtype.kind not in "biuf":
         raise ShapeError(f"binary_conv2d: x must be real, got dtype {x.dtype}")
+    return tuple(x.shape)
+
+
+def _input_bits(x, width):
+    """The binarized input as a (B, C, H, W) bool array on x's device (x already checked)."""
+    if x.dtype == np.uint64:
+        if hasattr(x, "get"):                                 # CuPy: unpack on the device
+            from . import gpu
+            return gpu.unpack_bits(x, width, x.ndim - 1) >= 0
+        return _unpack_bool_last(x, width)
     return x if x.dtype == np.bool_ else x >= 0
+
+
+#: zero_padding_correction results of recent calls, keyed by (id(w_packed), geometry); each
+#: entry keeps a copy of the weights it was computed from and is used only while they are equal
+_CORRECTIONS: dict = {}
+_CORRECTIONS_MAX = 256
+
+
+def _cached_correction(w_packed, channels, kernel_size, input_size, stride, padding):
+    """``zero_padding_correction`` for NumPy weights, remembered per weights and geometry.
+
+    A model calls each layer with the same weights and shapes every time, so the correction is
+    computed once per layer. The cached copy of the weights is compared (a few hundred words)
+    before use, so weights changed in place or a reused id() never see a stale correction.
+    CuPy weights are fetched and computed each call.
+    """
+    if hasattr(w_packed, "get"):
+        return zero_padding_correction(w_packed.get(), channels, kernel_size, input_size,
+                                       stride, padding)
+    key = (id(w_packed), w_packed.shape, channels, kernel_size, input_size, stride, padding)
+    entry = _CORRECTIONS.get(key)
+    if entry is not None and np.array_equal(entry[0], w_packed):
+        return entry[1]
+    correction = zero_padding_correction(w_packed, channels, kernel_size, input_size, stride,
+                                         padding)
+    if len(_CORRECTIONS) >= _CORRECTIONS_MAX:
+        _CORRECTIONS.clear()
+    _CORRECTIONS[key] = (np.array(w_packed, copy=True), correction)
+    return correction
 
 
 def _check_weights(w_packed, channels: int, kh: int, kw: int) -> int:

@@ -1,30 +1,49 @@
-"""The Numba backend's binary convolution: fused im2col + packing, then the GEMM blocks of
-cpu.py with the output stage fused into the kernel.
+"""The Numba backend's binary convolution: one parallel kernel per call that binarizes, pads and
+packs the input, cuts the packed patches (im2col) and runs the GEMM blocks of cpu.py with the
+output stage fused in.
 
-Data flow for a padded bit map (B, C, Hp, Wp):
+Work is split into items: an item is one image and a band of ``band_h`` consecutive output rows
+(the whole image for CIFAR-sized maps at batch sizes that keep every core busy; thinner bands
+for small batches). ``prange`` spreads the items over the cores and each item does, in its own
+small buffers (cache resident, nothing of the size of the batch is allocated or re-read):
 
-1. each image row is packed along the width: ``rows`` (B, C, Hp, ceil(Wp/64)) uint64;
-2. ``_im2col_pack_kernel`` cuts every output position's patch out of those rows, ``kw`` bits at
-   a time, into ``patches_t`` (W, M): word w of the patch of position m at [w, m]. Word-major,
-   so that the loop over the positions of an image row is innermost and contiguous;
-3. a conv kernel runs the GEMM blocks of cpu.py (64 positions x 4 output channels) and, while
-   the block's dots are in cache, subtracts the zero-padding correction and applies the output
-   transform, writing NCHW directly. A block's 64 positions are consecutive in (b, ho, wo), so
-   they form a few runs of consecutive positions inside one image ("runs" below), each written
-   as one contiguous slice of ``out[b, n]``.
+1. **rows**: the input rows the band reads, binarized (bit = ``x >= 0``, sign(0) = +1), padded
+   and packed along the width, (C, band input rows, ceil(Wp/64)) uint64 with Wp = W + 2*pw.
+   Padded row r, bit p is input pixel (r - ph, p - pw): word p // 64, bit p % 64, little-endian
+   as everywhere (pack.py). Border bits are the pad bit (``pad_value >= 0``: a zero border is
+   packed as +1 and corrected after the GEMM, see conv.py); bits past Wp are 0;
+2. **patches**: (ceil(C*kh*kw/64), band positions) uint64, word-major: word w of the patch of
+   band position m at [w, m], patch bits in (c, i, j) order, the order of
+   ``w.reshape(Cout, -1)``. Kernel row i of channel c is a ``kw``-bit piece of one packed row
+   and lands at patch bits (c*kh + i)*kw onwards, so one loop over the positions of an output
+   row moves it for all of them; bits past C*kh*kw are 0, as in the packed weights;
+3. **GEMM + output**: 64 positions at a time go through ``_count_mismatches`` (64 positions x
+   4 output channels per pass); while those dots are in cache the zero-padding correction is
+   subtracted and the output transform applied, writing a contiguous slice of ``out[b, n]``
+   (NCHW directly: a band's positions are consecutive in (ho, wo)).
+
+One kernel serves the three output kinds (the branch is taken per block of 64 outputs) and it is
+compiled for two input types only: float32 (``cut`` 0.0) and a bool map viewed as uint8 (``cut``
+1); packed bits and other dtypes are turned into a bool map first.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from .cpu import BLOCK_ROWS, COLS, _count_mismatches, _pad_rows
-from .pack import _pack_bool_last, n_words
+from .pack import _pack_bool_last, _unpack_bool_last, n_words
+
+#: output kinds of ``_conv_kernel``
+DOTS, AFFINE, THRESHOLD = 0, 1, 2
+#: an item covers at most about this many output positions (when there are enough items)
+ITEM_POSITIONS = 1024
 
 
 # --------------------------------------------------------------------------------------------
-# fused im2col + packing
+# bit helpers
 # --------------------------------------------------------------------------------------------
 
 
@@ -47,53 +66,142 @@ def _read_bits(row, start, count):
     return value & _low_bits(count)
 
 
-@njit(parallel=True, cache=True)
-def _im2col_pack_kernel(rows, kh, kw, sh, sw, out_h, out_w, patches_t):
-    """Fill patches_t (W, B*out_h*out_w), zero on entry, with the packed patches.
+# --------------------------------------------------------------------------------------------
+# steps 1 and 2 of an item: packed rows, then packed patches
+# --------------------------------------------------------------------------------------------
 
-    Kernel row i of channel c is the ``kw``-bit piece of input row ho*sh + i that starts at bit
-    wo*sw; it goes to patch bits (c*kh + i)*kw onwards - the same place for every position, so
-    for each (c, i) one loop over the positions wo of an output row does all the work.
+
+@njit(inline="always")
+def _pack_word(values, cut):
+    """The bits ``values[j] >= cut`` at bit j of one word (len(values) <= 64)."""
+    word = np.uint64(0)
+    for j in range(values.shape[0]):
+        word |= np.uint64(1 if values[j] >= cut else 0) << np.uint64(j)
+    return word
+
+
+@njit(inline="always")
+def _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows):
+    """rows[c, t] = padded row ``first_row + t`` of channel c of ``image``, binarized and packed.
+
+    x (B, C, H, W); ``edge`` (words,) is a packed image row with only its border bits (set to the
+    pad bit), ``full`` a packed row of pad bits only (the ph rows above and below the image).
     """
-    batch, channels, _, row_words = rows.shape
+    height, width = x.shape[2], x.shape[3]
+    channels, band_rows, row_words = rows.shape
+    for c in range(channels):
+        for t in range(band_rows):
+            r = first_row + t - ph                        # input row (outside: a border row)
+            target = rows[c, t]
+            if r < 0 or r >= height:
+                for w in range(row_words):
+                    target[w] = full[w]
+                continue
+            source = x[image, c, r]
+            if row_words == 1:                             # the common case: Wp <= 64
+                target[0] = edge[0] | (_pack_word(source, cut) << np.uint64(pw))
+                continue
+            for w in range(row_words):
+                target[w] = edge[w]
+            for start in range(0, width, 64):              # 64 pixels -> one word, then placed
+                count = min(64, width - start)
+                word = _pack_word(source[start:start + count], cut)
+                p = start + pw                             # its first bit in the padded row
+                shift = np.uint64(p & 63)
+                target[p >> 6] |= word << shift
+                if (p & 63) + count > 64:                  # crosses into the next word
+                    target[(p >> 6) + 1] |= word >> (np.uint64(64) - shift)
+
+
+@njit(inline="always")
+def _row_piece(row, start, kw, mask):
+    """The ``kw`` bits of packed row ``row`` from bit ``start`` (a one-word row: one shift)."""
+    if row.shape[0] == 1:
+        return (row[0] >> np.uint64(start)) & mask
+    return _read_bits(row, start, kw)
+
+
+@njit(inline="always")
+def _or_into(low, high, m, bits, shift, spills):
+    """OR ``bits`` into position m of the patch words at bit ``shift`` of ``low[m]``, the bits
+    that do not fit going to ``high[m]`` (the next word) when ``spills``."""
+    low[m] |= bits << shift
+    if spills:
+        high[m] |= bits >> (np.uint64(64) - shift)
+
+
+@njit(inline="always")
+def _channel_taps(rows, top, kh, kw, sw, mask, low, high, shift, spills):
+    """For every position wo of an output row: the kh*kw (<= 64) tap bits of one channel,
+    assembled in a register from padded rows ``top .. top + kh - 1`` of ``rows`` (Hp, words),
+    then OR-ed into the patch words at ``low[wo]`` / ``high[wo]`` (see ``_or_into``)."""
+    for wo in range(low.shape[0]):
+        bits = np.uint64(0)
+        for i in range(kh):
+            bits |= _row_piece(rows[top + i], wo * sw, kw, mask) << np.uint64(i * kw)
+        _or_into(low, high, wo, bits, shift, spills)
+
+
+@njit(inline="always")
+def _taps_3x3(row0, row1, row2, sw, low, high, shift, spills):
+    """``_channel_taps`` for a 3x3 kernel on one-word rows (given as the three words): a plain
+    loop over the positions that LLVM vectorizes."""
+    mask = np.uint64(7)
+    if spills:
+        back = np.uint64(64) - shift
+        for wo in range(low.shape[0]):
+            at = np.uint64(wo * sw)
+            bits = (((row0 >> at) & mask) | (((row1 >> at) & mask) << np.uint64(3))
+                    | (((row2 >> at) & mask) << np.uint64(6)))
+            low[wo] |= bits << shift
+            high[wo] |= bits >> back
+    else:
+        for wo in range(low.shape[0]):
+            at = np.uint64(wo * sw)
+            bits = (((row0 >> at) & mask) | (((row1 >> at) & mask) << np.uint64(3))
+                    | (((row2 >> at) & mask) << np.uint64(6)))
+            low[wo] |= bits << shift
+
+
+@njit(inline="always")
+def _band_patches(rows, kh, kw, sh, sw, out_w, patches):
+    """patches (words, band_h * out_w) = the packed patches of a band from its packed rows.
+
+    rows[c, t] is padded row (first output row of the band) * sh + t; output row dh of the band
+    reads rows dh*sh .. dh*sh + kh - 1. When a channel's kh*kw taps fit in 64 bits (3x3, 5x5,
+    ...) its kh pieces are assembled in a register and OR-ed into the patch words once (3x
+    faster than one read-modify-write per piece); larger kernels place piece by piece.
+    """
+    channels = rows.shape[0]
+    band_h = patches.shape[1] // out_w
     mask = _low_bits(kw)
-    for image_row in prange(batch * out_h):
-        b = image_row // out_h
-        ho = image_row - b * out_h
-        first = image_row * out_w
+    taps = kh * kw
+    patches[:] = 0
+    for dh in range(band_h):
+        first = dh * out_w
         for c in range(channels):
-            for i in range(kh):
-                row = rows[b, c, ho * sh + i]
+            if taps <= 64:                                # the channel's taps in one go
+                offset = c * taps                         # first patch bit of channel c
+                shift = np.uint64(offset & 63)
+                spills = (offset & 63) + taps > 64
+                low = patches[offset >> 6, first:first + out_w]
+                high = patches[(offset >> 6) + spills, first:first + out_w]
+                if kh == 3 and kw == 3 and rows.shape[2] == 1:    # the usual case, ~4x faster
+                    top = dh * sh
+                    _taps_3x3(rows[c, top, 0], rows[c, top + 1, 0], rows[c, top + 2, 0], sw,
+                              low, high, shift, spills)
+                else:
+                    _channel_taps(rows[c], dh * sh, kh, kw, sw, mask, low, high, shift, spills)
+                continue
+            for i in range(kh):                           # piece by piece
+                row = rows[c, dh * sh + i]
                 offset = (c * kh + i) * kw                # first patch bit of this piece
                 shift = np.uint64(offset & 63)
-                low = patches_t[offset >> 6, first:first + out_w]
-                spills = (offset & 63) + kw > 64          # piece crosses into the next word
-                high = patches_t[(offset >> 6) + spills, first:first + out_w]
+                spills = (offset & 63) + kw > 64
+                low = patches[offset >> 6, first:first + out_w]
+                high = patches[(offset >> 6) + spills, first:first + out_w]
                 for wo in range(out_w):
-                    if row_words == 1:                    # the common case: one-word rows
-                        piece = (row[0] >> np.uint64(wo * sw)) & mask
-                    else:
-                        piece = _read_bits(row, wo * sw, kw)
-                    low[wo] |= piece << shift
-                    if spills:
-                        high[wo] |= piece >> (np.uint64(64) - shift)
-
-
-def im2col_pack(bits: np.ndarray, kh: int, kw: int, stride) -> np.ndarray:
-    """(B, C, Hp, Wp) bool padded bit map -> (ceil(C*kh*kw/64), B*Ho*Wo) uint64 patches, word
-    major: column m is the packed patch of output position m = (b, ho, wo), in (c, i, j) order."""
-    batch, channels, height, width = bits.shape
-    out_h = (height - kh) // stride[0] + 1
-    out_w = (width - kw) // stride[1] + 1
-    patches_t = np.zeros((n_words(channels * kh * kw), batch * out_h * out_w), dtype=np.uint64)
-    _im2col_pack_kernel(_pack_bool_last(bits), kh, kw, stride[0], stride[1], out_h, out_w,
-                        patches_t)
-    return patches_t
-
-
-# --------------------------------------------------------------------------------------------
-# GEMM blocks with the output stage fused
-# --------------------------------------------------------------------------------------------
+                    _or_into(low, high, wo, _row_piece(row, wo * sw, kw, mask), shift, spills)
 
 
 @njit(inline="always")
@@ -110,136 +218,165 @@ def _load_panel_t(patches_t, first, panel):
     return rows
 
 
-@njit(inline="always")
-def _block_runs(first, rows, positions, runs):
-    """Split block rows first .. first + rows - 1 into runs of consecutive positions of one image.
-
-    runs[r] = (first block row, image, first position, length); returns the number of runs.
-    """
-    count = 0
-    m = 0
-    while m < rows:
-        image = (first + m) // positions
-        p = first + m - image * positions
-        length = min(rows - m, positions - p)
-        runs[count, 0] = m
-        runs[count, 1] = image
-        runs[count, 2] = p
-        runs[count, 3] = length
-        count += 1
-        m += length
-    return count
+# --------------------------------------------------------------------------------------------
+# the fused kernel
+# --------------------------------------------------------------------------------------------
 
 
 @njit(parallel=True, cache=True)
-def _conv_dots_kernel(patches_t, b, k, correction, out):
-    """out[img, n, p] = k - 2 * popcount(patch(img, p) ^ b[n]) - correction[n, p].
+def _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_h, b, k,
+                 correction, kind, scale, bias, flip, threshold, out_dots, out_float, out_bits):
+    """The whole convolution, output (B, N, out_h*out_w) in the array of ``kind``.
 
-    patches_t (W, B*P), b (N4, W) zero-padded to a multiple of 4 rows, correction (N, P) int32,
-    out (B, N, P) int32.
+    dot[img, n, p] = k - 2 * popcount(patch(img, p) ^ b[n]) - correction[n, p], then
+    kind DOTS: out_dots int32 = dot; AFFINE: out_float float32 = float32(dot) * scale[n] +
+    bias[n]; THRESHOLD: out_bits uint8 = (dot * flip[n] >= threshold[n]). The two other output
+    arrays (and unused per-channel arrays) are ignored.
+
+    x (B, C, H, W) float32 or uint8 0/1, binarized as ``x >= cut``; b (N4, words) the packed
+    weights zero-padded to a multiple of 4 rows; correction (N, out_h*out_w) int32.
     """
-    n_rows = patches_t.shape[1]
-    n_cols, positions = correction.shape
-    for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
-        first = block * BLOCK_ROWS
-        panel = np.empty((patches_t.shape[0], BLOCK_ROWS), np.uint64)
+    batch, channels = x.shape[0], x.shape[1]
+    words = b.shape[1]
+    row_words = edge.shape[0]
+    n_cols = correction.shape[0]
+    bands = (out_h + band_h - 1) // band_h
+    for item in prange(batch * bands):
+        image = item // bands
+        ho0 = (item - image * bands) * band_h
+        h = min(band_h, out_h - ho0)
+        rows = np.empty((channels, (h - 1) * sh + kh, row_words), np.uint64)
+        _pack_band_rows(x, cut, image, ho0 * sh, ph, pw, edge, full, rows)
+        patches = np.empty((words, h * out_w), np.uint64)
+        _band_patches(rows, kh, kw, sh, sw, out_w, patches)
+
+        panel = np.empty((words, BLOCK_ROWS), np.uint64)
         acc = np.empty((COLS, BLOCK_ROWS), np.int64)
-        runs = np.empty((BLOCK_ROWS, 4), np.int64)
-        rows = _load_panel_t(patches_t, first, panel)
-        n_runs = _block_runs(first, rows, positions, runs)
-        for j in range(0, n_cols, COLS):
-            _count_mismatches(panel, b, j, acc)
-            for c in range(min(COLS, n_cols - j)):
-                n = j + c
-                for r in range(n_runs):
-                    m0, image, p0, length = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-                    mismatches = acc[c, m0:m0 + length]
+        for first in range(0, h * out_w, BLOCK_ROWS):
+            length = _load_panel_t(patches, first, panel)
+            p0 = ho0 * out_w + first                      # position in the image
+            for j in range(0, n_cols, COLS):
+                _count_mismatches(panel, b, j, acc)
+                for c in range(min(COLS, n_cols - j)):
+                    n = j + c
+                    mismatches = acc[c]
                     fix = correction[n, p0:p0 + length]
-                    target = out[image, n, p0:p0 + length]
-                    for t in range(length):
-                        target[t] = k - 2 * mismatches[t] - fix[t]
+                    if kind == DOTS:
+                        target_dots = out_dots[image, n, p0:p0 + length]
+                        for t in range(length):
+                            target_dots[t] = k - 2 * mismatches[t] - fix[t]
+                    elif kind == AFFINE:
+                        target_float = out_float[image, n, p0:p0 + length]
+                        s, o = scale[n], bias[n]
+                        for t in range(length):
+                            dot = k - 2 * mismatches[t] - fix[t]
+                            target_float[t] = np.float32(dot) * s + o
+                    else:
+                        target_bits = out_bits[image, n, p0:p0 + length]
+                        f, limit = flip[n], threshold[n]
+                        for t in range(length):
+                            dot = k - 2 * mismatches[t] - fix[t]
+                            target_bits[t] = dot * f >= limit
 
 
 @njit(parallel=True, cache=True)
-def _conv_affine_kernel(patches_t, b, k, correction, scale, bias, out):
-    """out[img, n, p] = float32(dot) * scale[n] + bias[n], with dot as in ``_conv_dots_kernel``.
-
-    scale, bias (N,) float32; out (B, N, P) float32.
-    """
-    n_rows = patches_t.shape[1]
-    n_cols, positions = correction.shape
-    for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
-        first = block * BLOCK_ROWS
-        panel = np.empty((patches_t.shape[0], BLOCK_ROWS), np.uint64)
-        acc = np.empty((COLS, BLOCK_ROWS), np.int64)
-        runs = np.empty((BLOCK_ROWS, 4), np.int64)
-        rows = _load_panel_t(patches_t, first, panel)
-        n_runs = _block_runs(first, rows, positions, runs)
-        for j in range(0, n_cols, COLS):
-            _count_mismatches(panel, b, j, acc)
-            for c in range(min(COLS, n_cols - j)):
-                n = j + c
-                for r in range(n_runs):
-                    m0, image, p0, length = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-                    mismatches = acc[c, m0:m0 + length]
-                    fix = correction[n, p0:p0 + length]
-                    target = out[image, n, p0:p0 + length]
-                    for t in range(length):
-                        dot = k - 2 * mismatches[t] - fix[t]
-                        target[t] = np.float32(dot) * scale[n] + bias[n]
+def _im2col_pack_kernel(x, kh, kw, sh, sw, out_h, out_w, edge, full, patches_t):
+    """patches_t (words, B*out_h*out_w) of an already padded 0/1 uint8 map x (steps 1 and 2 of
+    ``_conv_kernel`` for whole images; for tests and inspection)."""
+    batch, channels = x.shape[0], x.shape[1]
+    positions = out_h * out_w
+    for image in prange(batch):
+        rows = np.empty((channels, x.shape[2], edge.shape[0]), np.uint64)
+        _pack_band_rows(x, np.uint8(1), image, 0, 0, 0, edge, full, rows)
+        patches = np.empty((patches_t.shape[0], positions), np.uint64)
+        _band_patches(rows, kh, kw, sh, sw, out_w, patches)
+        patches_t[:, image * positions:(image + 1) * positions] = patches
 
 
-@njit(parallel=True, cache=True)
-def _conv_threshold_kernel(patches_t, b, k, correction, flip, threshold, out):
-    """out[img, n, p] = (dot * flip[n] >= threshold[n]), with dot as in ``_conv_dots_kernel``.
-
-    flip (+1 or -1), threshold (N,) int32; out (B, N, P) uint8 of 0/1.
-    """
-    n_rows = patches_t.shape[1]
-    n_cols, positions = correction.shape
-    for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
-        first = block * BLOCK_ROWS
-        panel = np.empty((patches_t.shape[0], BLOCK_ROWS), np.uint64)
-        acc = np.empty((COLS, BLOCK_ROWS), np.int64)
-        runs = np.empty((BLOCK_ROWS, 4), np.int64)
-        rows = _load_panel_t(patches_t, first, panel)
-        n_runs = _block_runs(first, rows, positions, runs)
-        for j in range(0, n_cols, COLS):
-            _count_mismatches(panel, b, j, acc)
-            for c in range(min(COLS, n_cols - j)):
-                n = j + c
-                for r in range(n_runs):
-                    m0, image, p0, length = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-                    mismatches = acc[c, m0:m0 + length]
-                    fix = correction[n, p0:p0 + length]
-                    target = out[image, n, p0:p0 + length]
-                    for t in range(length):
-                        dot = k - 2 * mismatches[t] - fix[t]
-                        target[t] = dot * flip[n] >= threshold[n]
+# --------------------------------------------------------------------------------------------
+# wrappers
+# --------------------------------------------------------------------------------------------
 
 
-def binary_conv2d(bits: np.ndarray, w_packed: np.ndarray, kh: int, kw: int, stride, epilogue):
-    """Binary convolution of a padded bit map (B, C, Hp, Wp) bool with packed weights
-    (Cout, W); arguments and result as ``reference.binary_conv2d``."""
+def _as_kernel_input(x, width):
+    """(x, cut) as ``_conv_kernel`` takes them: float32 as is, everything else as a 0/1 uint8
+    map (packed uint64 bits are unpacked with their true ``width``)."""
+    if x.dtype == np.float32:
+        return np.ascontiguousarray(x), np.float32(0)
+    if x.dtype == np.uint64:
+        x = _unpack_bool_last(x, width)
+    elif x.dtype != np.bool_:
+        x = x >= 0
+    return np.ascontiguousarray(x).view(np.uint8), np.uint8(1)
+
+
+def _border_words(width: int, pw: int, pad_bit: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(edge, full): the packed words of a padded row (width + 2*pw bits) that has only its
+    border bits set to ``pad_bit``, and of a row of pad bits only."""
+    border = np.zeros(width + 2 * pw, dtype=bool)
+    border[:pw] = border[pw + width:] = pad_bit
+    return _pack_bool_last(border), _pack_bool_last(np.full(width + 2 * pw, pad_bit, bool))
+
+
+def _band_height(batch: int, out_h: int, out_w: int) -> int:
+    """Output rows per item: whole images when the batch alone gives every thread ~4 items,
+    else thinner bands; at most ~ITEM_POSITIONS positions (so the item's buffers stay small)."""
+    wanted_items = 4 * numba.get_num_threads()
+    band = -(-batch * out_h // wanted_items)
+    return int(max(1, min(out_h, band, ITEM_POSITIONS // out_w)))
+
+
+def im2col_pack(bits: np.ndarray, kh: int, kw: int, stride) -> np.ndarray:
+    """(B, C, Hp, Wp) bool padded bit map -> (ceil(C*kh*kw/64), B*Ho*Wo) uint64 patches, word
+    major: column m is the packed patch of output position m = (b, ho, wo), in (c, i, j) order."""
     batch, channels, height, width = bits.shape
     out_h = (height - kh) // stride[0] + 1
     out_w = (width - kw) // stride[1] + 1
+    edge, full = _border_words(width, 0, False)
+    patches_t = np.empty((n_words(channels * kh * kw), batch * out_h * out_w), dtype=np.uint64)
+    _im2col_pack_kernel(np.ascontiguousarray(bits).view(np.uint8), kh, kw, stride[0],
+                        stride[1], out_h, out_w, edge, full, patches_t)
+    return patches_t
+
+
+def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: int, kw: int,
+                  stride, epilogue):
+    """Binary convolution of the *unpadded* input x: (B, C, H, W) real or bool, or uint64
+    (B, C, H, ceil(W/64)) bits packed along the width with ``width`` = W. The border (padding
+    (ph, pw)) is ``pad_bit``, applied while packing. Weights (Cout, words) packed; epilogue and
+    result as ``reference.binary_conv2d``."""
+    x, cut = _as_kernel_input(x, width)
+    batch, channels, height, in_width = x.shape
+    (ph, pw), (sh, sw) = padding, stride
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (in_width + 2 * pw - kw) // sw + 1
     cout = w_packed.shape[0]
-    k = np.int64(channels * kh * kw)
-    patches_t = im2col_pack(bits, kh, kw, stride)
-    b = _pad_rows(w_packed, COLS)
+    edge, full = _border_words(in_width, pw, pad_bit)
     correction = np.ascontiguousarray(epilogue.correction.reshape(cout, out_h * out_w),
                                       dtype=np.int32)
     shape = (batch, cout, out_h * out_w)
+    none_f, none_i = np.empty(0, np.float32), np.empty(0, np.int32)
+    out_dots = out_float = out_bits = None
     if epilogue.kind == "dots":
-        out = np.empty(shape, dtype=np.int32)
-        _conv_dots_kernel(patches_t, b, k, correction, out)
+        kind, out_dots = DOTS, np.empty(shape, dtype=np.int32)
     elif epilogue.kind == "affine":
-        out = np.empty(shape, dtype=np.float32)
-        _conv_affine_kernel(patches_t, b, k, correction, epilogue.scale, epilogue.bias, out)
+        kind, out_float = AFFINE, np.empty(shape, dtype=np.float32)
     else:
-        out = np.empty(shape, dtype=np.uint8)
-        _conv_threshold_kernel(patches_t, b, k, correction, epilogue.flip, epilogue.threshold,
-                               out)
-        return _pack_bool_last(out.reshape(batch, cout, out_h, out_w).view(bool))
+        kind, out_bits = THRESHOLD, np.empty(shape, dtype=np.uint8)
+    scale = none_f if epilogue.scale is None else np.ascontiguousarray(epilogue.scale, np.float32)
+    bias = none_f if epilogue.bias is None else np.ascontiguousarray(epilogue.bias, np.float32)
+    flip = none_i if epilogue.flip is None else np.ascontiguousarray(epilogue.flip, np.int32)
+    threshold = (none_i if epilogue.threshold is None
+                 else np.ascontiguousarray(epilogue.threshold, np.int32))
+    unused = (np.empty((0, 0, 0), np.int32), np.empty((0, 0, 0), np.float32),
+              np.empty((0, 0, 0), np.uint8))
+    _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w,
+                 _band_height(batch, out_h, out_w), _pad_rows(w_packed, COLS),
+                 np.int64(channels * kh * kw), correction, kind, scale, bias, flip, threshold,
+                 unused[0] if out_dots is None else out_dots,
+                 unused[1] if out_float is None else out_float,
+                 unused[2] if out_bits is None else out_bits)
+    if kind == THRESHOLD:
+        return _pack_bool_last(out_bits.reshape(batch, cout, out_h, out_w).view(bool))
+    out = out_dots if kind == DOTS else out_float
     return out.reshape(batch, cout, out_h, out_w)
