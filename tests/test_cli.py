@@ -312,3 +312,14 @@ def test_recipe_schedules():
     assert unit == "step"
     assert values[:2] == pytest.approx([0.1 / 3, 0.2 / 3]) and values[2] == pytest.approx(0.1)
     assert lrs({"schedule": "constant", "epochs": 3}, 3) == ("epoch", [0.1] * 3)
+
+
+@pytest.mark.parametrize("what, function", [("infer", "bench_infer"),
+                                             ("size", "model_size_report")])
+def test_bench_infer_and_size_print_the_deploy_tables(capsys, monkeypatch, what, function):
+    import tinybnn.deploy.bench as bench
+
+    monkeypatch.setattr(bench, function, lambda: {"what": what})
+    monkeypatch.setattr(bench, "format_table", lambda got: f"DEPLOY {got['what']}")
+    status, out, _ = run_cli(["bench", what], capsys)
+    assert status == 0 and out.strip() == f"DEPLOY {what}"

@@ -376,7 +376,7 @@ def _train_settings(args) -> tuple[dict, object]:
     if settings["warmup_epochs"] and settings["warmup_epochs"] >= settings["epochs"]:
         settings["warmup_epochs"] = 0 if settings["epochs"] == 1 else settings["epochs"] - 1
     settings["seed"] = args.seed
-    settings["surge"] = args.surge
+    settings["surge"] = args.surge if args.surge is not None else (recipe.surge if recipe else None)
     settings["recipe"] = args.recipe
     settings["published_accuracy"] = recipe.published_accuracy if recipe else None
     return settings, recipe
@@ -504,6 +504,8 @@ BENCHMARKS = {
     "conv": ("tinybnn.bench", "bench_conv"),
     "train": ("tinybnn.bench_train", "bench_train"),
     "kernels": ("tinybnn.kernels.bench", "bench_kernels"),
+    "infer": ("tinybnn.deploy.bench", "bench_infer"),
+    "size": ("tinybnn.deploy.bench", "model_size_report"),
 }
 
 
@@ -629,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_eval)
 
     bench = subcommands.add_parser("bench", help="run a benchmark and print its table")
-    bench.add_argument("what", choices=("conv", "train", "kernels"))
+    bench.add_argument("what", choices=tuple(BENCHMARKS))
     bench.set_defaults(handler=cmd_bench)
 
     summary = subcommands.add_parser("summary", help="parameters, memory and MACs of a model")

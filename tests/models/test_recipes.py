@@ -110,3 +110,17 @@ def test_recipe_models_build_and_run(name):
                            .astype(np.float32)))
     assert out.shape == (2, 10)
     assert np.all(np.isfinite(out.data))
+
+
+def test_surge_recipe_is_recu_plus_surge_and_reaches_the_cli_settings():
+    from tinybnn.cli import _train_settings, build_parser
+
+    surge, recu = get_recipe("resnet20-recu-surge"), get_recipe("resnet20-recu")
+    assert surge.surge == 0.01 and recu.surge is None
+    assert surge.published_accuracy == 88.0
+    assert dict(surge.model_options) == dict(recu.model_options)
+    args = build_parser().parse_args(["train", "--recipe", "resnet20-recu-surge"])
+    settings, _ = _train_settings(args)
+    assert settings["surge"] == 0.01
+    args = build_parser().parse_args(["train", "--recipe", "resnet20-recu-surge", "--surge", "0.001"])
+    assert _train_settings(args)[0]["surge"] == 0.001

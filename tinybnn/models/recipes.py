@@ -89,6 +89,8 @@ class Recipe:
         gamma: the ``"step"`` schedule's factor.
         nesterov: Nesterov momentum (SGD only).
         crop_padding: zero pixels added on each side before ``random_crop`` (4 for CIFAR).
+        surge: SURGE's adaptive-scaler rate η (``tinybnn.surge.wrap(model, eta=surge)``), or
+            ``None`` for no SURGE.
     """
 
     name: str
@@ -110,6 +112,7 @@ class Recipe:
     gamma: float = 0.1
     nesterov: bool = False
     crop_padding: int = 4
+    surge: float | None = None
 
     def __post_init__(self):
         # A frozen dataclass may still set its fields here, through object.__setattr__.
@@ -230,6 +233,11 @@ register_recipe(Recipe(
     source=("Xu et al. 2021 (ReCU): ReCU weights (τ 0.85 → 0.99) and standardized activations "
             "with the ApproxSign backward; accuracy: SURGE Table 1 (87.4; the ReCU paper reports "
             "87.5, 88.0 finetuned)")))
+
+register_recipe(get_recipe("resnet20-recu").replace(
+    name="resnet20-recu-surge", surge=0.01, published_accuracy=88.0,
+    source=("SURGE (Sec. 5, Table 1): ReCU's CIFAR-10 setting with the dual-path gradient "
+            "compensator on every binary layer and the adaptive gradient scaler, η = 0.01")))
 
 register_recipe(Recipe(
     name="resnet20-bireal", model="resnet20",
