@@ -239,6 +239,26 @@ def build_model(config: dict, input_shape, num_classes: int, rng=None):
     return model
 
 
+def model_from_checkpoint(path):
+    """Rebuild the model a ``tinybnn train`` checkpoint was written from and restore its weights.
+
+    Returns ``(model, checkpoint, dataset_info)``; CheckpointError when the file is not such a
+    checkpoint."""
+    from .data import dataset_info
+    from .train import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.config
+    if "model" not in config or "data" not in config:
+        raise CheckpointError(f"checkpoint {checkpoint.path} does not say which model and data "
+                              f"set it was trained on (no 'model'/'data' in its config); was it "
+                              f"written by 'tinybnn train'?")
+    info = dataset_info(config["data"])
+    model = build_model(config, info.input_shape, info.num_classes)
+    checkpoint.restore(model)
+    return model, checkpoint, info
+
+
 def surge_module():
     """The module ``tinybnn.surge``, or a ConfigError when this installation has none."""
     try:
@@ -473,23 +493,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data import DataLoader, dataset_info, load_dataset
-    from .train import evaluate, load_checkpoint
+    from .data import DataLoader, load_dataset
+    from .train import evaluate
 
-    checkpoint = load_checkpoint(args.checkpoint)
-    config = checkpoint.config
-    if "model" not in config or "data" not in config:
-        raise CheckpointError(f"checkpoint {checkpoint.path} does not say which model and data "
-                              f"set it was trained on (no 'model'/'data' in its config); was it "
-                              f"written by 'tinybnn train'?")
-    info = dataset_info(config["data"])
-    model = build_model(config, info.input_shape, info.num_classes)
-    checkpoint.restore(model)
+    model, checkpoint, info = model_from_checkpoint(args.checkpoint)
     test_x, test_y = load_dataset(info.name, "test")
     loader = DataLoader(test_x, test_y, args.batch_size, transform=_normalize(info))
     with limited_blas_threads():
         loss, accuracy = evaluate(model, loader)
-    print(f"test accuracy: {100 * accuracy:.1f}%  (loss {loss:.4f}; {config['model']} on "
+    print(f"test accuracy: {100 * accuracy:.1f}%  (loss {loss:.4f}; {checkpoint.config['model']} on "
           f"{info.name}, epoch {checkpoint.epoch}, {checkpoint.path})")
     return 0
 

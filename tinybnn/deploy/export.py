@@ -88,8 +88,6 @@ import functools
 import hashlib
 import json
 import time
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -119,9 +117,6 @@ FORMAT = "tinybnn-inference"
 VERSION = 1
 META_KEY = "__meta__"
 INPUT = "input"
-
-#: Errors that reading a damaged ``.npz`` can raise, from the zip layer up to the JSON parser.
-_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 # =============================================================================================
@@ -944,22 +939,11 @@ def _checksum(arrays: dict) -> str:
 
 
 def _read_archive(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise CheckpointError(f"exported model {path} does not exist; check the path (write one "
-                              f"with `tinybnn export --checkpoint ... --out {path.name}`)")
-    if not path.is_file():
-        raise CheckpointError(f"exported model {path} is not a file; give the .npz file itself")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path} holds a single .npy array, not an exported tinybnn "
-                                  f"model (an .npz archive)")
-        with archive:
-            # reading each member to its end makes zipfile check its CRC-32 as well
-            return {name: archive[name] for name in archive.files}
-    except _READ_ERRORS as e:
-        raise CheckpointError(f"exported model {path} is corrupt or truncated ({type(e).__name__}: "
-                              f"{e}); export it again") from None
+    from ..train.checkpoint import read_npz
+
+    return read_npz(path, "exported model",
+                    f"write one with `tinybnn export --checkpoint ... --out {path.name}`",
+                    "export it again")
 
 
 def _read_meta(path: Path, arrays: dict) -> dict:
@@ -1566,19 +1550,10 @@ def export_checkpoint(checkpoint_path, out_path, *, exact: bool = True,
         CheckpointError: an unreadable checkpoint, or one without model/data in its config.
         ConfigError: a model the export does not support.
     """
-    from ..cli import build_model
-    from ..data import dataset_info
-    from ..train.checkpoint import load_checkpoint
+    from ..cli import model_from_checkpoint
 
-    checkpoint = load_checkpoint(checkpoint_path)
+    model, checkpoint, info = model_from_checkpoint(checkpoint_path)
     config = checkpoint.config
-    if "model" not in config or "data" not in config:
-        raise CheckpointError(f"checkpoint {checkpoint.path} does not say which model and data set "
-                              f"it was trained on (no 'model'/'data' in its config); was it "
-                              f"written by 'tinybnn train'?")
-    info = dataset_info(config["data"])
-    model = build_model(config, info.input_shape, info.num_classes)
-    checkpoint.restore(model)
     inference = export(model, input_shape=info.input_shape, exact=exact)
     inference.meta.update({"model_name": config["model"], "data": info.name,
                            "epoch": checkpoint.epoch, "checkpoint": str(checkpoint.path)})

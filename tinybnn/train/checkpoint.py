@@ -223,25 +223,30 @@ class Checkpoint:
                                   f"{e}") from None
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every entry of the ``.npz`` archive, read eagerly (so that damage shows up here)."""
+def read_npz(path: Path, kind: str, missing_hint: str, damaged_hint: str) -> dict[str, np.ndarray]:
+    """Every entry of the ``.npz`` archive at ``path``, read eagerly (so that damage shows up
+    here), without pickle. ``kind`` names the file in errors ("checkpoint", "exported model");
+    the hints tell the user what to do when it is missing or damaged."""
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path (a run directory "
-                              f"keeps it as <run dir>/checkpoint.npz)")
+        raise CheckpointError(f"{kind} {path} does not exist; check the path ({missing_hint})")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a file; give the .npz file itself")
+        raise CheckpointError(f"{kind} {path} is not a file; give the .npz file itself")
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path} holds a single .npy array, not a tinybnn checkpoint "
+            raise CheckpointError(f"{path} holds a single .npy array, not a tinybnn {kind} "
                                   f"(an .npz archive)")
         with archive:
             # Reading each member to its end also makes zipfile check its CRC-32.
             return {name: archive[name] for name in archive.files}
     except _READ_ERRORS as e:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: "
-                              f"{e}); it cannot be read -- use an intact copy or train "
-                              f"again") from None
+        raise CheckpointError(f"{kind} {path} is corrupt or truncated ({type(e).__name__}: "
+                              f"{e}); {damaged_hint}") from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    return read_npz(path, "checkpoint", "a run directory keeps it as <run dir>/checkpoint.npz",
+                    "it cannot be read -- use an intact copy or train again")
 
 
 def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict:
