@@ -4,8 +4,9 @@
 3×3 convolution shapes of a CIFAR ResNet-20 with batch 128, and PyTorch's CPU convolution on the
 same arrays when torch is installed. Both sides get the same number of threads. Each side runs its
 repeats as one block after a pause (BLAS and OpenMP worker threads keep spinning for a while after
-a call and would slow the other side down), and the best repeat is kept: the one least disturbed by
-other processes.
+a call and would slow the other side down); the blocks alternate for a few rounds, so that a busy
+moment on the machine hurts both sides alike, and the best repeat of each side is kept: the one
+least disturbed by other processes.
 
 Run it with ``python -m tinybnn.bench`` (options: ``--repeats``, ``--threads``).
 """
@@ -77,19 +78,20 @@ def _time_torch(torch, x, w, grad, stride: int) -> float:
 
 def _best_of(repeats: int, run) -> float:
     """The fastest of ``repeats`` timed runs, after a pause and one warm-up run."""
-    time.sleep(0.3)
+    time.sleep(0.2)
     run()
     return min(run() for _ in range(repeats))
 
 
-def bench_conv(repeats: int = 5, threads: int | None = None, shapes=None,
+def bench_conv(repeats: int = 5, threads: int | None = None, shapes=None, rounds: int = 3,
                seed: int = 0) -> list[dict]:
     """Time conv2d forward + backward against PyTorch's CPU convolution (when installed).
 
     Args:
-        repeats: timed repeats per shape (after one warm-up); the best is kept.
+        repeats: timed repeats per block (after one warm-up); the best of all is kept.
         threads: threads for both sides; default: every CPU this process may use.
         shapes: list of (label, N, C, O, size, stride); default :data:`RESNET20_SHAPES`.
+        rounds: blocks of repeats per side, alternating between the two sides.
     Returns:
         One dict per shape: ``label``, ``tinybnn_ms``, ``torch_ms`` (None without torch) and
         ``ratio`` = tinybnn / torch (None without torch), plus ``threads``.
@@ -107,11 +109,14 @@ def bench_conv(repeats: int = 5, threads: int | None = None, shapes=None,
         w = rng.standard_normal((o, c, 3, 3), dtype=np.float32) * np.float32(0.1)
         out = (size + 2 - 3) // stride + 1
         grad = rng.standard_normal((n, o, out, out), dtype=np.float32)
-        with _tinybnn_threads(threads):
-            ours = _best_of(repeats, lambda: _time_tinybnn(x, w, grad, stride))
-        theirs = None
-        if torch is not None:
-            theirs = _best_of(repeats, lambda: _time_torch(torch, x, w, grad, stride))
+        ours = theirs = float("inf")
+        for _ in range(rounds):
+            with _tinybnn_threads(threads):
+                ours = min(ours, _best_of(repeats, lambda: _time_tinybnn(x, w, grad, stride)))
+            if torch is not None:
+                theirs = min(theirs, _best_of(repeats,
+                                              lambda: _time_torch(torch, x, w, grad, stride)))
+        theirs = None if torch is None else theirs
         rows.append({"label": label, "threads": threads, "tinybnn_ms": 1e3 * ours,
                      "torch_ms": None if theirs is None else 1e3 * theirs,
                      "ratio": None if theirs is None else ours / theirs})
@@ -136,8 +141,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="conv2d forward+backward vs PyTorch CPU")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    print(format_table(bench_conv(args.repeats, args.threads)))
+    print(format_table(bench_conv(args.repeats, args.threads, rounds=args.rounds)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import tinybnn as tb
 import tinybnn.functional as F
 from tinybnn.functional import conv as conv_module
+from tinybnn.functional import im2col as im2col_module
 from tinybnn.gradcheck import gradcheck
 
 rng = np.random.default_rng(2)
@@ -32,6 +33,8 @@ CASES = [
     (2, 3, 2, 3, 4, 1, 1, (1, 1), (1, 1), 0.0),       # padding >= kernel: the col2im path
     (1, 2, 2, 7, 7, 3, 3, (3, 3), (2, 2), 0.0),       # stride 3, rows left over
     (3, 1, 2, 4, 4, 4, 4, (1, 1), (0, 0), 0.0),       # kernel as large as the input
+    (2, 3, 3, 5, 6, 3, 3, (1, 1), (1, 1), 0.0),       # C = O, "same": buffers shared
+    (2, 3, 3, 5, 5, 3, 3, (1, 1), (1, 1), 1.0),       # C = O, pad +1: not shared
 ]
 
 
@@ -182,7 +185,7 @@ def test_conv2d_matches_torch():
 def test_col2im_without_numba_matches(monkeypatch):
     cols = rng.standard_normal((3 * 3 * 2, 2 * 3 * 3))          # OH = OW = 3
     compiled = F.conv2d_col2im(cols, (2, 3, 5, 4), 3, 2, stride=2, padding=1)
-    monkeypatch.setattr(conv_module, "_numba_col2im", lambda: None)
+    monkeypatch.setattr(im2col_module, "_numba_col2im", lambda: None)
     np.testing.assert_allclose(F.conv2d_col2im(cols, (2, 3, 5, 4), 3, 2, stride=2, padding=1),
                                compiled, rtol=1e-12)
     x, w = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3))
@@ -217,3 +220,13 @@ def test_map_chunks_keeps_order_and_raises(monkeypatch):
 
     with pytest.raises(ValueError, match="chunk"):
         parallel.map_chunks(fail, 4, 1)
+
+
+def test_workspaces_are_not_shared_between_paddings():
+    # both pad to (2, 3, 7, 7) with zeros, but with borders of different widths
+    w = rng.standard_normal((2, 3, 3, 3))
+    for size, padding in [(5, 1), (3, 2), (5, 1)]:
+        x = rng.standard_normal((2, 3, size, size))
+        y = F.conv2d(tb.tensor(x), tb.tensor(w), padding=padding)
+        np.testing.assert_allclose(y.data, reference_conv(x, w, None, (1, 1), (padding,) * 2),
+                                   atol=1e-10)

@@ -118,3 +118,4 @@ def test_norms_match_torch():
     tx = torch.tensor(x, requires_grad=True)
     torch.nn.functional.layer_norm(tx, (5, 5)).backward(torch.tensor(g))
     np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+

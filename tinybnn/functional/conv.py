@@ -1,29 +1,25 @@
-"""Convolution and padding: ``conv2d``, ``pad`` and the im2col helpers behind them.
+"""2-D convolution (``conv2d``) and constant padding (``pad``).
 
-Layout: images are NCHW, x (N, C, H, W); a convolution weight is (O, C, kh, kw). With stride s and
-padding p (per axis), the output has OH = (H + 2·ph − kh) // sh + 1 rows, and likewise OW columns.
+Shapes: x (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> y (N, O, OH, OW) with
+OH = (H + 2·ph − kh) // sh + 1 and likewise OW (see :mod:`tinybnn.functional.im2col`).
 
-How ``conv2d`` computes (the im2col method)::
+The forward pass is im2col followed by one matrix product::
 
-    xpad  = x padded with ``pad_value``                    (N, C, Hp, Wp)
-    cols  = every kh×kw patch of xpad, one per column      (C·kh·kw, N·OH·OW)
-    y     = W.reshape(O, C·kh·kw) @ cols                   (O, N·OH·OW) -> (N, O, OH, OW)
+    cols  = every kh×kw patch of x padded with pad_value      (C·kh·kw, N·OH·OW)
+    y     = W2 @ cols,   W2 = W.reshape(O, C·kh·kw)           (O, N·OH·OW) -> (N, O, OH, OW)
 
-``cols`` is a copy of a strided *view* of xpad (no Python loop over pixels), and the product is a
-float32 BLAS matrix multiply. The rows of ``cols`` are ordered (c, i, j), like
-``W.reshape(O, -1)``; its columns (n, oh, ow), so the long pixel axis is the contiguous one in every
-product. The backward pass, with g2 = the output gradient as (O, N·OH·OW)::
+and the backward pass, with g2 = the output gradient as (O, N·OH·OW), is two more::
 
-    dWᵀ   = cols @ g2ᵀ                                     (C·kh·kw, O)
-    dx    = stride 1: a stride-1 convolution of g (padded by k−1−p) with W flipped and its two
-            channel axes swapped — im2col and one GEMM again;
-            other strides: dcols = Wᵀ g2, then col2im adds every column entry back onto the pixel
-            it came from (a compiled Numba loop on the CPU, kh·kw strided adds elsewhere).
+    dWᵀ   = cols @ g2ᵀ                                        (C·kh·kw, O)
+    dx    = stride 1: a stride-1 convolution of g, padded by k−1−p, with the kernel flipped and its
+            two channel axes swapped (im2col of g, then one product);
+            other strides: dcols = W2ᵀ @ g2, then col2im adds each entry back onto its pixel.
 
-The batch is cut into chunks of a few images whose columns (about a megabyte) stay in the CPU cache
-between being written and being multiplied; the chunks run on a pool of threads
-(:mod:`tinybnn.functional.parallel`). The backward pass rebuilds the columns chunk by chunk instead
-of keeping a 9× larger copy of every input alive.
+The long pixel axis is the contiguous one in all three products, so they are plain float32 BLAS
+GEMMs. The batch is cut into chunks of a few images whose columns (about a megabyte) stay in the
+CPU cache between being written and being multiplied; the chunks run on a pool of threads, each
+working in arrays it allocated once (:mod:`tinybnn.functional.parallel`). The backward pass rebuilds
+the columns chunk by chunk instead of keeping a 9× larger copy of every input alive.
 """
 
 from __future__ import annotations
@@ -31,169 +27,145 @@ from __future__ import annotations
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
-from .parallel import map_chunks
+from .im2col import (col2im_add, conv2d_col2im, conv2d_im2col, conv_output_size,  # noqa: F401
+                     pair, patches)
+from .parallel import map_chunks, per_thread
+
+_pair = pair  # the former private name, still imported by tinybnn.deploy
 
 # Bytes of im2col columns per chunk on the CPU: about a megabyte stays in a core's L2 cache between
-# being written and being multiplied; smaller chunks pay more call overhead.
+# being written and being multiplied; smaller chunks pay more Python overhead per image.
 CHUNK_BYTES = 2**20
 
 
 # ---------------------------------------------------------------------------------------------
-# Small helpers
+# The work of one chunk of images
 # ---------------------------------------------------------------------------------------------
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints as a pair ``(for H, for W)``."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
-        pair = (int(value[0]), int(value[1]))
-    else:
-        pair = (int(value), int(value))
-    return pair
+def _dx_is_a_convolution(stride, padding, kh: int, kw: int) -> bool:
+    """Stride 1 and padding < kernel: then dx is a stride-1 convolution of the output gradient
+    padded by k − 1 − p, with the kernel flipped and its channel axes swapped."""
+    return tuple(stride) == (1, 1) and padding[0] < kh and padding[1] < kw
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length of a convolution or pooling window along one axis (PyTorch's formula)."""
-    return (size + 2 * padding - kernel) // stride + 1
+def _same_or_new(xp, array, shape, dtype):
+    """``array`` itself when it has this shape (two steps that never overlap share memory, which
+    keeps more of it in the cache), else a new array."""
+    return array if array.shape == tuple(shape) else xp.empty(shape, dtype=dtype)
+
+
+class _Workspace:
+    """The arrays one thread needs for a chunk of ``nb`` images of one convolution, made once,
+    with the views of them each step uses. Each method is one step of the forward or backward
+    pass and is a handful of array operations, nothing else.
+
+    Forward arrays:  padded (nb, C, Hp, Wp), its border set to pad_value once and its interior
+    (``x_in``) overwritten by every chunk; cols6 (C, kh, kw, nb, OH, OW); out (O, nb·OH·OW).
+    Backward arrays (made on first use): g_t (O, nb, OH, OW), the gradient channel-major; for
+    stride 1 the padded gradient, its columns and dx; otherwise dcols and the padded dx.
+    """
+
+    def __init__(self, xp, dtype, nb, x_shape, w_shape, stride, padding, pad_value):
+        c, h, w = x_shape[1:]
+        o, _, kh, kw = w_shape
+        (sh, sw), (ph, pw) = stride, padding
+        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        self.xp, self.dtype, self.sizes = xp, dtype, (nb, c, h, w, o, kh, kw, oh, ow)
+        self.stride, self.padding, self.pad_value = stride, padding, pad_value
+        self.padded = xp.full((nb, c, h + 2 * ph, w + 2 * pw), pad_value, dtype=dtype)
+        self.x_in = self.padded[:, :, ph:ph + h, pw:pw + w]
+        self.cols6 = xp.empty((c, kh, kw, nb, oh, ow), dtype=dtype)
+        self.x_patches = patches(self.padded, kh, kw, sh, sw, oh, ow)
+        self.cols = self.cols6.reshape(c * kh * kw, nb * oh * ow)
+        self.out = xp.empty((o, nb * oh * ow), dtype=dtype)
+        self.out_nchw = self.out.reshape(o, nb, oh, ow).transpose(1, 0, 2, 3)
+        self.g_t = None
+
+    # -- forward ----------------------------------------------------------------------------
+    def unfold_x(self, x_chunk):
+        """cols = im2col(x_chunk) (C·kh·kw, nb·OH·OW)."""
+        self.x_in[...] = x_chunk
+        self.cols6[...] = self.x_patches
+        return self.cols
+
+    def forward(self, x_chunk, w2, b, y_chunk):
+        """y_chunk (nb, O, OH, OW) = conv(x_chunk) = W2 @ cols (+ b)."""
+        self.xp.matmul(w2, self.unfold_x(x_chunk), out=self.out)
+        if b is not None:
+            self.out += b[:, None]
+        y_chunk[...] = self.out_nchw
+
+    # -- backward ---------------------------------------------------------------------------
+    def take_grad(self, g_chunk):
+        """Copy the output gradient (nb, O, OH, OW) channel-major; return it as g2 (O, nb·OH·OW)."""
+        nb, c, h, w, o, kh, kw, oh, ow = self.sizes
+        if self.g_t is None:
+            self._make_backward_arrays()
+        self.g_t[...] = g_chunk.transpose(1, 0, 2, 3)
+        return self.g_t.reshape(o, nb * oh * ow)
+
+    def weight_grad(self, x_chunk, g2):
+        """dWᵀ = cols @ g2ᵀ (C·kh·kw, O), a new array."""
+        return self.unfold_x(x_chunk) @ g2.T
+
+    def input_grad(self, w_back, g2, dx_chunk):
+        """dx_chunk (nb, C, H, W) from the gradient in g_t. ``w_back`` is the flipped, transposed
+        kernel (C, O·kh·kw) for stride 1, else W2 (O, C·kh·kw)."""
+        if self.as_convolution:
+            self.g_in[...] = self.g_t
+            self.g_cols6[...] = self.g_patches
+            self.xp.matmul(w_back, self.g_cols, out=self.dx_out)
+            dx_chunk[...] = self.dx_nchw
+        else:
+            self.xp.matmul(w_back.T, g2, out=self.dcols)
+            self.dx_padded[...] = 0
+            col2im_add(self.dcols6, self.dx_padded, *self.stride)
+            dx_chunk[...] = self.dx_nchw
+
+    def _make_backward_arrays(self):
+        xp, dtype = self.xp, self.dtype
+        nb, c, h, w, o, kh, kw, oh, ow = self.sizes
+        ph, pw = self.padding
+        self.g_t = xp.empty((o, nb, oh, ow), dtype=dtype)
+        self.as_convolution = _dx_is_a_convolution(self.stride, self.padding, kh, kw)
+        if self.as_convolution:
+            qh, qw = kh - 1 - ph, kw - 1 - pw
+            g_shape = (o, nb, oh + 2 * qh, ow + 2 * qw)
+            if self.pad_value == 0 and (qh, qw) == (ph, pw) and o == c:
+                # the same shape and zero border as x's padded array: share it
+                self.g_padded = self.padded.transpose(1, 0, 2, 3)
+            else:
+                self.g_padded = xp.zeros(g_shape, dtype=dtype)
+            self.g_in = self.g_padded[:, :, qh:qh + oh, qw:qw + ow]
+            self.g_patches = patches(self.g_padded.transpose(1, 0, 2, 3), kh, kw, 1, 1, h, w)
+            self.g_cols6 = _same_or_new(xp, self.cols6, (o, kh, kw, nb, h, w), dtype)
+            self.g_cols = self.g_cols6.reshape(o * kh * kw, nb * h * w)
+            self.dx_out = _same_or_new(xp, self.out, (c, nb * h * w), dtype)
+            self.dx_nchw = self.dx_out.reshape(c, nb, h, w).transpose(1, 0, 2, 3)
+        else:
+            self.dcols = xp.empty((c * kh * kw, nb * oh * ow), dtype=dtype)
+            self.dcols6 = self.dcols.reshape(c, kh, kw, nb, oh, ow)
+            self.dx_padded = xp.empty((c, nb, h + 2 * ph, w + 2 * pw), dtype=dtype)
+            self.dx_nchw = self.dx_padded[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+
+
+def _workspace(xp, dtype, nb, x_shape, w_shape, stride, padding, pad_value) -> _Workspace:
+    """This thread's workspace for the chunk shape (a fresh one on a GPU, where there is a single
+    chunk and nothing to gain from keeping it)."""
+    args = (xp, dtype, nb, x_shape, w_shape, stride, padding, pad_value)
+    if xp.__name__ != "numpy":
+        return _Workspace(*args)
+    key = ("conv2d", xp.dtype(dtype).str, nb, tuple(x_shape[1:]), tuple(w_shape), stride,
+           padding, pad_value)
+    return per_thread(key, lambda: _Workspace(*args))
 
 
 def _chunk_size(xp, n: int, bytes_per_image: int) -> int:
-    """How many images to process at a time (all of them on a GPU)."""
+    """How many images a chunk holds (all of them on a GPU)."""
     if xp.__name__ != "numpy":
         return n
     return max(1, min(n, CHUNK_BYTES // max(bytes_per_image, 1)))
-
-
-def _pad_hw(x, ph: int, pw: int, value: float):
-    """x (..., H, W) -> (..., H + 2ph, W + 2pw), the border filled with ``value``."""
-    if ph == 0 and pw == 0:
-        return x
-    xp = get_array_module(x)
-    *lead, h, w = x.shape
-    out = xp.full((*lead, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-    out[..., ph:ph + h, pw:pw + w] = x
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# im2col / col2im
-# ---------------------------------------------------------------------------------------------
-
-
-def _patches(xpad, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
-    """The strided view (C, kh, kw, N, OH, OW) of every kh×kw patch of xpad (N, C, Hp, Wp).
-
-    ``view[c, i, j, n, a, b] = xpad[n, c, a·sh + i, b·sw + j]``; no data is copied.
-    """
-    xp = get_array_module(xpad)
-    n, c = xpad.shape[:2]
-    s_n, s_c, s_h, s_w = xpad.strides
-    return xp.lib.stride_tricks.as_strided(
-        xpad, shape=(c, kh, kw, n, oh, ow),
-        strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
-
-
-def _im2col_padded(xpad, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
-    """Columns of an already padded input: xpad (N, C, Hp, Wp) -> (C·kh·kw, N·OH·OW)."""
-    xp = get_array_module(xpad)
-    n, c = xpad.shape[:2]
-    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=xpad.dtype)
-    cols[...] = _patches(xpad, kh, kw, sh, sw, oh, ow)
-    return cols.reshape(c * kh * kw, n * oh * ow)
-
-
-def conv2d_im2col(x, kh: int, kw: int, stride=1, padding=0, pad_value: float = 0.0):
-    """Unfold every kh×kw patch of ``x`` into a column (the im2col transform), on arrays.
-
-    Args:
-        x: array (N, C, H, W) (NumPy or CuPy), not a Tensor.
-        kh, kw: kernel height and width.
-        stride, padding: int or (for H, for W) pair.
-        pad_value: the constant the border is filled with (0, or ±1 for binary convolutions).
-    Returns:
-        ``(cols, (OH, OW))`` with cols (C·kh·kw, N·OH·OW): rows ordered (c, i, j) like
-        ``weight.reshape(O, -1)``, columns ordered (n, oh, ow). So a convolution is
-        ``(weight.reshape(O, -1) @ cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3)``, and
-        ``cols.T`` (a free view) holds one flattened patch per output pixel.
-    """
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    oh = conv_output_size(x.shape[2], kh, sh, ph)
-    ow = conv_output_size(x.shape[3], kw, sw, pw)
-    if oh <= 0 or ow <= 0:
-        raise ShapeError(f"conv2d_im2col: a {kh}x{kw} kernel does not fit the padded input "
-                         f"{x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw}")
-    return _im2col_padded(_pad_hw(x, ph, pw, pad_value), kh, kw, sh, sw, oh, ow), (oh, ow)
-
-
-def conv2d_col2im(cols, x_shape, kh: int, kw: int, stride=1, padding=0):
-    """The adjoint of :func:`conv2d_im2col`: add every column back onto the pixels it came from.
-
-    Args:
-        cols: (C·kh·kw, N·OH·OW) as returned by ``conv2d_im2col``.
-        x_shape: (N, C, H, W), the shape of the input that was unfolded.
-    Returns:
-        (N, C, H, W): each input pixel receives the sum of the column entries that copied it (the
-        border that padding added is dropped).
-    """
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    n, c, h, w = x_shape
-    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    xp = get_array_module(cols)
-    padded_t = _col2im_t(cols.reshape(c, kh, kw, n, oh, ow), h + 2 * ph, w + 2 * pw, sh, sw)
-    return xp.ascontiguousarray(padded_t[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
-
-
-def _col2im_t(cols6, hp: int, wp: int, sh: int, sw: int):
-    """cols6 (C, kh, kw, N, OH, OW) -> padded image gradient in (C, N, Hp, Wp) order.
-
-    ``out[c, n, a·sh + i, b·sw + j] += cols6[c, i, j, n, a, b]`` for every index: each column entry
-    goes back to the pixel it was copied from. On the CPU a compiled Numba loop does this in one
-    pass; elsewhere it is one vectorised strided add per kernel offset (kh·kw of them, e.g. 9),
-    never a Python loop over pixels.
-    """
-    xp = get_array_module(cols6)
-    c, kh, kw, n, oh, ow = cols6.shape
-    out = xp.zeros((c, n, hp, wp), dtype=cols6.dtype)
-    kernel = _numba_col2im() if xp.__name__ == "numpy" else None
-    if kernel is not None:
-        kernel(cols6, out, sh, sw)
-        return out
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols6[:, i, j]
-    return out
-
-
-_col2im_kernel = None
-
-
-def _numba_col2im():
-    """The compiled col2im loop (None when Numba is not installed). Compiled on first use."""
-    global _col2im_kernel
-    if _col2im_kernel is None:
-        try:
-            import numba
-        except ImportError:
-            _col2im_kernel = False
-        else:
-            @numba.njit(nogil=True, cache=True)
-            def col2im(cols6, out, sh, sw):
-                c, kh, kw, n, oh, ow = cols6.shape
-                for ci in range(c):
-                    for ni in range(n):
-                        for i in range(kh):
-                            for a in range(oh):
-                                row = a * sh + i
-                                for j in range(kw):
-                                    for b in range(ow):
-                                        out[ci, ni, row, b * sw + j] += cols6[ci, i, j, ni, a, b]
-
-            _col2im_kernel = col2im
-    return _col2im_kernel or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,68 +186,50 @@ class Conv2d(Function):
         xp = get_array_module(x, w)
         n, c, h, width = x.shape
         o, _, kh, kw = w.shape
-        (sh, sw), (ph, pw) = stride, padding
-        oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(width, kw, sw, pw)
+        oh = conv_output_size(h, kh, stride[0], padding[0])
+        ow = conv_output_size(width, kw, stride[1], padding[1])
+        dtype = xp.result_type(x, w)
+        y = xp.empty((n, o, oh, ow), dtype=dtype)
         w2 = w.reshape(o, c * kh * kw)
-        y = xp.empty((n, o, oh, ow), dtype=xp.result_type(x, w))
+        step = _chunk_size(xp, n, c * kh * kw * oh * ow * xp.dtype(dtype).itemsize)
+        geometry = (x.shape, w.shape, stride, padding, pad_value)
 
-        def chunk(n0, n1):                                         # images n0..n1−1
-            xpad = _pad_hw(x[n0:n1], ph, pw, pad_value)
-            cols = _im2col_padded(xpad, kh, kw, sh, sw, oh, ow)   # (C·kh·kw, nb·OH·OW)
-            out = w2 @ cols                                       # (O, nb·OH·OW)
-            if b is not None:
-                out += b[:, None]
-            y[n0:n1] = out.reshape(o, n1 - n0, oh, ow).transpose(1, 0, 2, 3)
+        def chunk(n0, n1):                                         # images n0 .. n1 − 1
+            ws = _workspace(xp, dtype, n1 - n0, *geometry)
+            ws.forward(x[n0:n1], w2, b, y[n0:n1])
 
-        step = _chunk_size(xp, n, c * kh * kw * oh * ow * x.itemsize)
         map_chunks(chunk, n, step, on_cpu=xp.__name__ == "numpy")
         ctx.save_for_backward(x, w)
-        ctx.options = (stride, padding, pad_value, step)
-        ctx.has_bias = b is not None
+        ctx.geometry, ctx.step, ctx.has_bias = geometry, step, b is not None
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
-        (sh, sw), (ph, pw), pad_value, step = ctx.options
         xp = get_array_module(grad)
-        n, c, h, width = x.shape
+        n, c = x.shape[:2]
         o, _, kh, kw = w.shape
-        oh, ow = grad.shape[2:]
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
-
-        w2 = w.reshape(o, c * kh * kw)
-        # stride 1 with padding < kernel: dx is itself a stride-1 convolution of the gradient,
-        # padded by k−1−p, with the kernel flipped and its two channel axes swapped
-        as_conv = (sh, sw) == (1, 1) and ph < kh and pw < kw
-        if need_x and as_conv:
-            w_flip = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            w_flip2 = w_flip.reshape(c, o * kh * kw)
+        dtype = xp.result_type(x, w)
+        if _dx_is_a_convolution(*ctx.geometry[2:4], kh, kw):
+            # w_back[c, o, i, j] = w[o, c, kh − 1 − i, kw − 1 − j], as (C, O·kh·kw)
+            w_back = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            w_back = w_back.reshape(c, o * kh * kw)
+        else:
+            w_back = w.reshape(o, c * kh * kw)
         dx = xp.empty(x.shape, dtype=grad.dtype) if need_x else None
 
         def chunk(n0, n1):
-            nb = n1 - n0
-            g_t = xp.ascontiguousarray(grad[n0:n1].transpose(1, 0, 2, 3))   # (O, nb, OH, OW)
-            g2 = g_t.reshape(o, nb * oh * ow)
+            ws = _workspace(xp, dtype, n1 - n0, *ctx.geometry)
+            g2 = ws.take_grad(grad[n0:n1])
             db = g2.sum(axis=1) if need_b else None
-            dw_t = None
-            if need_w:                                  # dWᵀ = cols g2ᵀ: (C·kh·kw, O)
-                xpad = _pad_hw(x[n0:n1], ph, pw, pad_value)
-                dw_t = _im2col_padded(xpad, kh, kw, sh, sw, oh, ow) @ g2.T
+            dw_t = ws.weight_grad(x[n0:n1], g2) if need_w else None
             if need_x:
-                if as_conv:
-                    g_pad = _pad_hw(g_t, kh - 1 - ph, kw - 1 - pw, 0.0)       # (O, nb, ., .)
-                    g_cols = _im2col_padded(g_pad.transpose(1, 0, 2, 3), kh, kw, 1, 1, h, width)
-                    dx_t = (w_flip2 @ g_cols).reshape(c, nb, h, width)
-                else:
-                    dcols = (w2.T @ g2).reshape(c, kh, kw, nb, oh, ow)
-                    padded = _col2im_t(dcols, h + 2 * ph, width + 2 * pw, sh, sw)
-                    dx_t = padded[:, :, ph:ph + h, pw:pw + width]
-                dx[n0:n1] = dx_t.transpose(1, 0, 2, 3)
+                ws.input_grad(w_back, g2, dx[n0:n1])
             return dw_t, db
 
-        parts = map_chunks(chunk, n, step, on_cpu=xp.__name__ == "numpy")
+        parts = map_chunks(chunk, n, ctx.step, on_cpu=xp.__name__ == "numpy")
         dw = sum(p[0] for p in parts).T.reshape(w.shape) if need_w else None
         db = sum(p[1] for p in parts) if need_b else None
         return dx, dw, db
@@ -295,8 +249,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     Returns:
         (N, O, OH, OW) with OH = (H + 2·ph − kh) // sh + 1 and likewise OW.
     """
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    sh, sw = pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
     if sh < 1 or sw < 1 or ph < 0 or pw < 0:
         raise ConfigError(f"conv2d: stride must be >= 1 and padding >= 0, got stride "
                           f"{(sh, sw)}, padding {(ph, pw)}")

@@ -23,12 +23,6 @@ import math
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
-from .parallel import map_chunks
-
-
-# Bytes of input per chunk of channels on the CPU: small enough that the several passes over a chunk
-# (statistics, normalisation, output) hit the core's cache instead of main memory.
-CHUNK_BYTES = 2**18
 
 
 def _channel_sum(a3):
@@ -36,26 +30,20 @@ def _channel_sum(a3):
     return a3.sum(axis=2).sum(axis=0)
 
 
+def _channel_dot(a3, b3):
+    """Σ a·b over N and L -> (C,), without the temporary array a·b."""
+    return get_array_module(a3).einsum("ncl,ncl->c", a3, b3)
+
+
 def _as_array(t):
     return t.data if isinstance(t, Tensor) else t
-
-
-def _map_channels(work, x3) -> None:
-    """Call ``work(c0, c1)`` for chunks of the channels of x3 (N, C, L), spread over threads.
-
-    Channels are independent in batch norm, so each chunk is a complete task."""
-    xp = get_array_module(x3)
-    n, c, length = x3.shape
-    on_cpu = xp.__name__ == "numpy"
-    step = max(1, CHUNK_BYTES // max(n * length * x3.itemsize, 1)) if on_cpu else c
-    map_chunks(work, c, step, on_cpu=on_cpu)
 
 
 class BatchNorm(Function):
     """Batch normalization over axis 1. Shapes: x (N, C, *spatial), weight/bias (C,) or None.
 
-    ``running_mean`` / ``running_var`` (C,) arrays are updated in place in training mode. The work
-    is done a few channels at a time (they are independent), each chunk on a thread.
+    ``running_mean`` / ``running_var`` (C,) arrays are updated in place in training mode. The
+    backward pass reuses x̂ and 1/√(σ² + ε) from the forward pass; nothing is recomputed.
     """
 
     @staticmethod
@@ -65,36 +53,23 @@ class BatchNorm(Function):
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)                      # (N, C, L): a view
         count = n * x3.shape[2]
-        x_hat, y = xp.empty_like(x3), xp.empty_like(x3)
-        mean, var = xp.empty(c, dtype=x.dtype), xp.empty(c, dtype=x.dtype)
-        inv_std = xp.empty(c, dtype=x.dtype)
-
-        def chunk(c0, c1):
-            xs, xh = x3[:, c0:c1], x_hat[:, c0:c1]
-            if training:                              # batch statistics, biased variance
-                m = _channel_sum(xs) / count
-                xp.subtract(xs, m[:, None], out=xh)
-                v = _channel_sum(xh * xh) / count
-                mean[c0:c1], var[c0:c1] = m, v
-            else:
-                m, v = running_mean[c0:c1], running_var[c0:c1]
-                xp.subtract(xs, m[:, None], out=xh)
-            inv_std[c0:c1] = 1.0 / xp.sqrt(v + eps)
-            xh *= inv_std[c0:c1, None]                # x̂
-            out = y[:, c0:c1]
-            if weight is not None:
-                xp.multiply(xh, weight[c0:c1, None], out=out)
-            else:
-                out[...] = xh
-            if bias is not None:
-                out += bias[c0:c1, None]
-
-        _map_channels(chunk, x3)
-        if training and running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += (momentum * count / (count - 1)) * var
+        if training:                                  # batch statistics, biased variance
+            mean = _channel_sum(x3) / count
+            x_hat = x3 - mean[:, None]
+            var = _channel_dot(x_hat, x_hat) / count
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean
+                running_var *= 1 - momentum
+                running_var += (momentum * count / (count - 1)) * var
+        else:
+            x_hat = (x3 - running_mean[:, None]).astype(x.dtype, copy=False)
+            var = running_var
+        inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        x_hat *= inv_std[:, None]                     # in place: x − μ becomes x̂
+        y = x_hat * weight[:, None] if weight is not None else x_hat.copy()
+        if bias is not None:
+            y += bias[:, None]
         ctx.save_for_backward(x_hat, inv_std, weight)
         ctx.training = training
         return y.reshape(x.shape)
@@ -102,33 +77,24 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         x_hat, inv_std, weight = ctx.saved_tensors
-        xp = get_array_module(grad)
         n, c, length = x_hat.shape
         count = n * length
         g3 = grad.reshape(n, c, length)
         need_x, need_w, need_b = ctx.needs_input_grad
-        dbeta, dgamma = xp.empty(c, dtype=grad.dtype), xp.empty(c, dtype=grad.dtype)
-        scale = inv_std if weight is None else weight * inv_std
-        dx = xp.empty_like(g3) if need_x else None
-
-        def chunk(c0, c1):
-            g, xh = g3[:, c0:c1], x_hat[:, c0:c1]
-            dbeta[c0:c1] = db = _channel_sum(g)
-            dgamma[c0:c1] = dg = _channel_sum(g * xh)
-            if not need_x:
-                return
-            out = dx[:, c0:c1]
-            if ctx.training:                          # γ/σ · (g − dβ/M − x̂·dγ/M)
-                xp.multiply(xh, (dg / count)[:, None], out=out)
-                out += (db / count)[:, None]
-                xp.subtract(g, out, out=out)
-                out *= scale[c0:c1, None]
+        dbeta = _channel_sum(g3)
+        dgamma = _channel_dot(g3, x_hat)
+        dx = None
+        if need_x:
+            scale = inv_std if weight is None else weight * inv_std
+            if ctx.training:                          # γ/√(σ² + ε) · (g − dβ/M − x̂·dγ/M)
+                dx = x_hat * (dgamma / count)[:, None]
+                dx += (dbeta / count)[:, None]
+                dx = g3 - dx
+                dx *= scale[:, None]
             else:                                     # the statistics are constants
-                xp.multiply(g, scale[c0:c1, None], out=out)
-
-        _map_channels(chunk, x_hat)
-        return ((dx.reshape(grad.shape) if need_x else None), (dgamma if need_w else None),
-                (dbeta if need_b else None))
+                dx = g3 * scale[:, None]
+            dx = dx.reshape(grad.shape)
+        return dx, (dgamma if need_w else None), (dbeta if need_b else None)
 
 
 def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = None,

@@ -1,4 +1,5 @@
-"""Batch chunks on a pool of threads: how the convolution uses every CPU core.
+"""Batch chunks on a pool of threads, and per-thread workspaces: how the convolution uses every
+CPU core.
 
 A convolution splits its batch into chunks of a few images. Each chunk is an independent task:
 unfold its patches (an array copy) and multiply them by the weights (a BLAS call). NumPy releases
@@ -10,21 +11,32 @@ While the tasks run, BLAS is limited to one thread per call (with ``threadpoolct
 threads on the same cores only get in each other's way. Without ``threadpoolctl`` (or with
 ``NUM_THREADS = 1``) the chunks simply run one after the other with BLAS's own threads.
 
+Python threads share one interpreter lock (the GIL): only the array operations themselves run in
+parallel, the Python code between them does not. So a chunk should be a handful of large array
+operations on arrays allocated once. Each thread keeps a workspace per problem shape
+(:func:`per_thread`) whose arrays, and the views of them a chunk needs, are made only once;
+allocating fresh megabyte arrays in every chunk would also make the threads queue for the memory
+allocator and for the page faults of new memory.
+
 On a GPU (CuPy arrays) there is a single chunk: the device parallelises on its own.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
 # Threads for chunked kernels; None means one per CPU this process may run on.
 NUM_THREADS: int | None = None
+# Workspaces a thread may keep (one per convolution shape in use); see per_thread().
+MAX_PER_THREAD = 32
 
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)       # (size, process id): a forked child needs its own pool
 _blas_limiter = None
+_local = threading.local()
 
 
 def num_threads() -> int:
@@ -69,12 +81,48 @@ def chunk_bounds(n: int, step: int) -> list[tuple[int, int]]:
 def map_chunks(work: Callable[[int, int], object], n: int, step: int, on_cpu: bool = True) -> list:
     """``[work(start, stop) for each chunk of range(n)]``, the chunks spread over threads.
 
-    ``work`` must only write to its own chunk of any shared output array.
+    Each thread takes the next chunk not yet taken until none is left, so a thread slowed down by
+    another process simply does fewer chunks. ``work`` must only write to its own chunk of any
+    shared output array.
     """
     bounds = chunk_bounds(n, step)
-    threads = num_threads() if on_cpu else 1
-    limiter = _single_threaded_blas() if threads > 1 and len(bounds) > 1 else None
+    threads = min(num_threads(), len(bounds)) if on_cpu else 1
+    limiter = _single_threaded_blas() if threads > 1 else None
     if limiter is None:
         return [work(start, stop) for start, stop in bounds]
+
+    results = [None] * len(bounds)
+    taken = iter(range(len(bounds)))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                index = next(taken, None)
+            if index is None:
+                return
+            results[index] = work(*bounds[index])
+
     with limiter:
-        return list(_get_pool(threads).map(lambda b: work(*b), bounds))
+        pool = _get_pool(num_threads())
+        futures = [pool.submit(worker) for _ in range(threads)]
+        wait(futures)                       # all of them, even when one failed
+    for future in futures:
+        future.result()                     # raises the error of a failed chunk, if any
+    return results
+
+
+def per_thread(key, make: Callable[[], object]):
+    """The calling thread's object for ``key``, made by ``make()`` the first time it is asked for.
+
+    Kernels keep their work arrays here (a workspace per thread and problem shape), so the
+    chunks of a batch allocate nothing. A thread keeps at most :data:`MAX_PER_THREAD` objects; past
+    that they are all dropped and made again when needed.
+    """
+    cache = _local.__dict__.setdefault("cache", {})
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= MAX_PER_THREAD:
+            cache.clear()
+        value = cache[key] = make()
+    return value

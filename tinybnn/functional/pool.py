@@ -1,9 +1,9 @@
 """Pooling: ``max_pool2d``, ``avg_pool2d`` and ``adaptive_avg_pool2d`` (PyTorch semantics).
 
-Shapes: x (N, C, H, W) -> y (N, C, OH, OW), OH = (H + 2·ph − kh) // sh + 1 (and likewise OW); the
-stride defaults to the kernel size. A pooling window visits kh·kw offsets (i, j); for each offset the
-strided slice ``xpad[:, :, i::sh, j::sw]`` (cut to OH×OW) holds that element of every window, so
-both passes are kh·kw vectorised array operations, never a loop over pixels.
+Shapes: x (N, C, H, W) -> y (N, C, OH, OW), OH = (H + 2·ph − kh) // sh + 1 (and likewise OW);
+the stride defaults to the kernel size. A pooling window visits kh·kw offsets (i, j); for each
+offset the strided slice ``xpad[:, :, i::sh, j::sw]`` (cut to OH×OW) holds that element of every
+window, so both passes are kh·kw vectorised array operations, never a loop over pixels.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
-from .conv import _pad_hw, _pair, conv_output_size
+from .im2col import conv_output_size, pad_hw, pair
 
 
 def _window_slice(i: int, j: int, sh: int, sw: int, oh: int, ow: int):
@@ -23,9 +23,9 @@ def _pool_geometry(x_shape, kernel_size, stride, padding, name: str):
     """Check the arguments and return ((kh, kw), (sh, sw), (ph, pw), (oh, ow))."""
     if len(x_shape) != 4:
         raise ShapeError(f"{name} expects x of shape (N, C, H, W), got {tuple(x_shape)}")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(kernel_size if stride is None else stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    kh, kw = pair(kernel_size, "kernel_size")
+    sh, sw = pair(kernel_size if stride is None else stride, "stride")
+    ph, pw = pair(padding, "padding")
     if min(kh, kw, sh, sw) < 1:
         raise ConfigError(f"{name}: kernel_size and stride must be >= 1, got kernel "
                           f"{(kh, kw)}, stride {(sh, sw)}")
@@ -56,7 +56,7 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), out_size=(1, 1)):
         xp = get_array_module(x)
         (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_size
-        xpad = _pad_hw(x, ph, pw, -xp.inf)
+        xpad = pad_hw(x, ph, pw, -xp.inf)
         y = xpad[_window_slice(0, 0, sh, sw, oh, ow)].copy()
         winner = xp.zeros(y.shape, dtype=xp.uint8 if kh * kw < 256 else xp.int32)
         for k in range(1, kh * kw):
@@ -107,14 +107,14 @@ class AvgPool2d(Function):
                 count_include_pad=True):
         xp = get_array_module(x)
         (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, padding, out_size
-        xpad = _pad_hw(x, ph, pw, 0.0)
+        xpad = pad_hw(x, ph, pw, 0.0)
         y = xpad[_window_slice(0, 0, sh, sw, oh, ow)].copy()
         for k in range(1, kh * kw):
             y += xpad[_window_slice(k // kw, k % kw, sh, sw, oh, ow)]
         if count_include_pad or (ph == 0 and pw == 0):
             divisor = float(kh * kw)
         else:  # count the real pixels of each window by pooling an image of ones
-            ones = _pad_hw(xp.ones((1, 1) + x.shape[2:], dtype=x.dtype), ph, pw, 0.0)
+            ones = pad_hw(xp.ones((1, 1) + x.shape[2:], dtype=x.dtype), ph, pw, 0.0)
             divisor = sum(ones[_window_slice(k // kw, k % kw, sh, sw, oh, ow)]
                           for k in range(kh * kw))
         y /= divisor
@@ -197,7 +197,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     if len(x.shape) != 4:
         raise ShapeError(f"adaptive_avg_pool2d expects x of shape (N, C, H, W), got "
                          f"{tuple(x.shape)}")
-    oh, ow = _pair(output_size, "output_size")
+    oh, ow = pair(output_size, "output_size")
     if not (1 <= oh <= x.shape[2] and 1 <= ow <= x.shape[3]):
         raise ConfigError(f"adaptive_avg_pool2d: output size {(oh, ow)} must be between 1 and "
                           f"the input size {tuple(x.shape[2:])}")

@@ -6,7 +6,7 @@ Shapes: inputs (N, C, H, W) -> outputs (N, C_out, OH, OW), as in PyTorch.
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional.conv import _pair
+from ..functional.im2col import pair
 from . import init
 from .module import Module, Parameter
 
@@ -22,8 +22,8 @@ class Conv2d(Module):
                  bias: bool = True, rng=None):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
         shape = (out_channels, in_channels, *self.kernel_size)
         self.weight = Parameter(init.kaiming_uniform(shape, rng=rng))
         self.bias = Parameter(init.bias_uniform((out_channels,), shape, rng)) if bias else None
