@@ -122,45 +122,58 @@ def _row_piece(row, start, kw, mask):
 
 
 @njit(inline="always")
-def _or_into(low, high, m, bits, shift, spills):
-    """OR ``bits`` into position m of the patch words at bit ``shift`` of ``low[m]``, the bits
-    that do not fit going to ``high[m]`` (the next word) when ``spills``."""
-    low[m] |= bits << shift
-    if spills:
-        high[m] |= bits >> (np.uint64(64) - shift)
-
-
-@njit(inline="always")
-def _channel_taps(rows, top, kh, kw, sw, mask, low, high, shift, spills):
+def _channel_taps(rows, top, kh, kw, sw, mask, patches, word, first, out_w, shift, spills):
     """For every position wo of an output row: the kh*kw (<= 64) tap bits of one channel,
     assembled in a register from padded rows ``top .. top + kh - 1`` of ``rows`` (Hp, words),
-    then OR-ed into the patch words at ``low[wo]`` / ``high[wo]`` (see ``_or_into``)."""
-    for wo in range(low.shape[0]):
+    then OR-ed into ``patches[word, first + wo]`` at bit ``shift``, the bits that do not fit
+    going to ``patches[word + 1, first + wo]`` when ``spills``.
+
+    ``patches`` is indexed directly (2-D), not through row views: inside the parallel kernel
+    the same loops writing through two row views (which may alias) ran 3-4x slower.
+    """
+    back = np.uint64(64) - shift
+    for wo in range(out_w):
         bits = np.uint64(0)
         for i in range(kh):
             bits |= _row_piece(rows[top + i], wo * sw, kw, mask) << np.uint64(i * kw)
-        _or_into(low, high, wo, bits, shift, spills)
+        patches[word, first + wo] |= bits << shift
+        if spills:
+            patches[word + 1, first + wo] |= bits >> back
 
 
 @njit(inline="always")
-def _taps_3x3(row0, row1, row2, sw, low, high, shift, spills):
-    """``_channel_taps`` for a 3x3 kernel on one-word rows (given as the three words): a plain
-    loop over the positions that LLVM vectorizes."""
+def _piece_3x3(row0, row1, row2, at):
+    """The 9 tap bits of one channel for the window starting at bit ``at`` of the one-word
+    padded rows row0..row2: bits at .. at + 2 of row i go to bits 3i .. 3i + 2 ((i, j) order)."""
     mask = np.uint64(7)
+    return (((row0 >> at) & mask) | (((row1 >> at) & mask) << np.uint64(3))
+            | (((row2 >> at) & mask) << np.uint64(6)))
+
+
+@njit(inline="always")
+def _taps_3x3(rows, c, pair, top, sw, patches, word, first, out_w, shift, spills):
+    """``_channel_taps`` for a 3x3 kernel on one-word rows (Wp <= 64), for channel c and, when
+    ``pair``, channel c + 1 too: their 9-bit pieces (``_piece_3x3``) are consecutive in the
+    patch, so one 18-bit value is OR-ed into ``patches[word, first + wo]`` at bit ``shift``
+    (spilling into ``word + 1``), half the read-modify-writes of one channel at a time.
+    The row words are loaded once; the loop over the positions is branch-free with constant
+    masks and shifts, so LLVM vectorizes it (one variable shift per row and lane)."""
+    a0, a1, a2 = rows[c, top, 0], rows[c, top + 1, 0], rows[c, top + 2, 0]
+    b0 = b1 = b2 = np.uint64(0)                           # no second channel: zero pieces
+    if pair:
+        b0, b1, b2 = rows[c + 1, top, 0], rows[c + 1, top + 1, 0], rows[c + 1, top + 2, 0]
     if spills:
         back = np.uint64(64) - shift
-        for wo in range(low.shape[0]):
+        for wo in range(out_w):
             at = np.uint64(wo * sw)
-            bits = (((row0 >> at) & mask) | (((row1 >> at) & mask) << np.uint64(3))
-                    | (((row2 >> at) & mask) << np.uint64(6)))
-            low[wo] |= bits << shift
-            high[wo] |= bits >> back
+            bits = _piece_3x3(a0, a1, a2, at) | (_piece_3x3(b0, b1, b2, at) << np.uint64(9))
+            patches[word, first + wo] |= bits << shift
+            patches[word + 1, first + wo] |= bits >> back
     else:
-        for wo in range(low.shape[0]):
+        for wo in range(out_w):
             at = np.uint64(wo * sw)
-            bits = (((row0 >> at) & mask) | (((row1 >> at) & mask) << np.uint64(3))
-                    | (((row2 >> at) & mask) << np.uint64(6)))
-            low[wo] |= bits << shift
+            bits = _piece_3x3(a0, a1, a2, at) | (_piece_3x3(b0, b1, b2, at) << np.uint64(9))
+            patches[word, first + wo] |= bits << shift
 
 
 @njit(inline="always")
@@ -170,7 +183,8 @@ def _band_patches(rows, kh, kw, sh, sw, out_w, patches):
     rows[c, t] is padded row (first output row of the band) * sh + t; output row dh of the band
     reads rows dh*sh .. dh*sh + kh - 1. When a channel's kh*kw taps fit in 64 bits (3x3, 5x5,
     ...) its kh pieces are assembled in a register and OR-ed into the patch words once (3x
-    faster than one read-modify-write per piece); larger kernels place piece by piece.
+    faster than one read-modify-write per piece); 3x3 on one-word rows (Wp <= 64, CIFAR) does
+    two channels per pass (``_taps_3x3``); larger kernels place piece by piece.
     """
     channels = rows.shape[0]
     band_h = patches.shape[1] // out_w
@@ -179,29 +193,34 @@ def _band_patches(rows, kh, kw, sh, sw, out_w, patches):
     patches[:] = 0
     for dh in range(band_h):
         first = dh * out_w
+        if kh == 3 and kw == 3 and rows.shape[2] == 1:    # the usual case: 2 channels a go
+            for c in range(0, channels, 2):
+                pair = c + 1 < channels
+                offset = c * 9                            # first patch bit of channel c
+                spills = (offset & 63) + (18 if pair else 9) > 64
+                _taps_3x3(rows, c, pair, dh * sh, sw, patches, offset >> 6, first, out_w,
+                          np.uint64(offset & 63), spills)
+            continue
         for c in range(channels):
             if taps <= 64:                                # the channel's taps in one go
                 offset = c * taps                         # first patch bit of channel c
                 shift = np.uint64(offset & 63)
                 spills = (offset & 63) + taps > 64
-                low = patches[offset >> 6, first:first + out_w]
-                high = patches[(offset >> 6) + spills, first:first + out_w]
-                if kh == 3 and kw == 3 and rows.shape[2] == 1:    # the usual case, ~4x faster
-                    top = dh * sh
-                    _taps_3x3(rows[c, top, 0], rows[c, top + 1, 0], rows[c, top + 2, 0], sw,
-                              low, high, shift, spills)
-                else:
-                    _channel_taps(rows[c], dh * sh, kh, kw, sw, mask, low, high, shift, spills)
+                _channel_taps(rows[c], dh * sh, kh, kw, sw, mask, patches, offset >> 6,
+                              first, out_w, shift, spills)
                 continue
             for i in range(kh):                           # piece by piece
                 row = rows[c, dh * sh + i]
                 offset = (c * kh + i) * kw                # first patch bit of this piece
+                word = offset >> 6
                 shift = np.uint64(offset & 63)
+                back = np.uint64(64) - shift
                 spills = (offset & 63) + kw > 64
-                low = patches[offset >> 6, first:first + out_w]
-                high = patches[(offset >> 6) + spills, first:first + out_w]
                 for wo in range(out_w):
-                    _or_into(low, high, wo, _row_piece(row, wo * sw, kw, mask), shift, spills)
+                    bits = _row_piece(row, wo * sw, kw, mask)
+                    patches[word, first + wo] |= bits << shift
+                    if spills:
+                        patches[word + 1, first + wo] |= bits >> back
 
 
 @njit(inline="always")
