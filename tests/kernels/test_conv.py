@@ -186,3 +186,26 @@ def test_numba_im2col_pack_matches_the_reference(kernel, stride, width):
     bits = np.random.default_rng(2).random((2, 9, 7, width)) < 0.5
     np.testing.assert_array_equal(cpu_conv.im2col_pack(bits, *kernel, stride).T,
                                   reference.im2col_bits(bits, *kernel, stride))
+
+
+# The numba kernel has separate paths for 3x3 with one-word rows (two channels per pass, an odd
+# last channel), 3x3 with rows wider than 64 bits, and the general piece-by-piece path (more than
+# 64 taps, wide or tall kernels, mixed strides): every one against the float reference.
+ODD_PATHS = [
+    (2, 3, 20, 21, 5, (9, 9), (1, 1), (4, 4)), (2, 2, 12, 130, 3, (9, 8), (2, 3), (1, 2)),
+    (1, 4, 9, 70, 5, (3, 3), (1, 1), (1, 1)), (2, 7, 10, 10, 6, (5, 5), (2, 2), (2, 2)),
+    (2, 70, 6, 6, 5, (1, 1), (1, 1), (0, 0)), (2, 30, 9, 9, 7, (3, 3), (2, 2), (1, 1)),
+    (1, 3, 9, 80, 4, (1, 64), (1, 1), (0, 3)), (2, 15, 8, 11, 5, (3, 3), (1, 2), (1, 1)),
+    (2, 1, 6, 6, 3, (3, 3), (1, 1), (1, 1)), (1, 8, 30, 62, 4, (3, 3), (1, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", ODD_PATHS)
+@pytest.mark.parametrize("pad_value", [0.0, 1.0, -1.0])
+def test_numba_kernel_paths_match_float_convolution(case, pad_value):
+    b, c, h, w, cout, kernel, stride, padding = case
+    rng = np.random.default_rng(1)
+    x, wt = random_real(rng, (b, c, h, w)), random_real(rng, (cout, c, *kernel))
+    out = binary_conv2d(x, pack_bits(wt.reshape(cout, -1)), kernel, stride=stride,
+                        padding=padding, pad_value=pad_value, backend="numba")
+    np.testing.assert_array_equal(out, float_conv(x, wt, stride, padding, pad_value))
