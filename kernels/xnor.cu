@@ -112,6 +112,15 @@ extern "C" __global__ void xnor_gemm(const u64* __restrict__ a, const u64* __res
 // with the weights, correction (n, positions) the zero-padding term to subtract (zeros for
 // +-1 padding), positions = out_h * out_w. All three write NCHW.
 
+// The corrected dot of output channel c at position p of one image: the GEMM entry minus the
+// zero-padding term. dots is (batch * positions, n), correction (n, positions).
+__device__ __forceinline__ int corrected_dot(const int* __restrict__ dots,
+                                             const int* __restrict__ correction, long long image,
+                                             int p, int c, int n, int positions)
+{
+    return dots[(image * positions + p) * n + c] - correction[(long long)c * positions + p];
+}
+
 // conv_epilogue_dots: out (batch, n, positions) int = dot - correction.
 extern "C" __global__ void conv_epilogue_dots(const int* __restrict__ dots,
                                               const int* __restrict__ correction, int batch, int n,
@@ -124,8 +133,7 @@ extern "C" __global__ void conv_epilogue_dots(const int* __restrict__ dots,
         int p = (int)(index % positions);
         int c = (int)((index / positions) % n);
         long long image = index / ((long long)positions * n);
-        out[index] = dots[(image * positions + p) * n + c]
-                     - correction[(long long)c * positions + p];
+        out[index] = corrected_dot(dots, correction, image, p, c, n, positions);
     }
 }
 
@@ -144,7 +152,7 @@ extern "C" __global__ void conv_epilogue_affine(const int* __restrict__ dots,
         int p = (int)(index % positions);
         int c = (int)((index / positions) % n);
         long long image = index / ((long long)positions * n);
-        int dot = dots[(image * positions + p) * n + c] - correction[(long long)c * positions + p];
+        int dot = corrected_dot(dots, correction, image, p, c, n, positions);
         out[index] = __fadd_rn(__fmul_rn((float)dot, scale[c]), bias[c]);
     }
 }
@@ -170,8 +178,7 @@ extern "C" __global__ void conv_epilogue_threshold(const int* __restrict__ dots,
         u64 word = 0;
         for (int bit = 0; bit < 64 && first + bit < out_w; ++bit) {
             int p = ho * out_w + first + bit;
-            int dot = dots[(image * positions + p) * n + c]
-                      - correction[(long long)c * positions + p];
+            int dot = corrected_dot(dots, correction, image, p, c, n, positions);
             if (dot * flip[c] >= threshold[c]) word |= 1ULL << bit;
         }
         out[index] = word;

@@ -40,7 +40,7 @@ from typing import NoReturn
 import numpy as np
 
 from .errors import CheckpointError, ConfigError, TinyBNNError
-from .optim.schedule import LRScheduler
+from .optim.schedule import MilestoneLR
 
 PROG = "tinybnn"
 
@@ -345,19 +345,6 @@ def make_scheduler(optimizer, settings: dict, steps_per_epoch: int):
                               "drops)")
         return MilestoneLR(optimizer, milestones, settings.get("gamma", 0.1)), "epoch"
     raise ConfigError(f"unknown schedule {kind!r}; use constant, cosine or step")
-
-
-class MilestoneLR(LRScheduler):
-    r"""Multiply the learning rate by :math:`\gamma` at each milestone epoch:
-    :math:`\eta_t = \eta\,\gamma^{|\{m \in \text{milestones} : m \le t\}|}`
-    (``torch.optim.lr_scheduler.MultiStepLR``; the recipes' ``"step"`` schedule)."""
-
-    def __init__(self, optimizer, milestones, gamma: float = 0.1):
-        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
-        super().__init__(optimizer)
-
-    def lr_at(self, base: float, t: int) -> float:
-        return base * self.gamma ** sum(1 for m in self.milestones if m <= t)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,3 +164,18 @@ def test_clip_grad_norm_inf_and_single_tensor():
     assert clip_grad_norm_([Parameter(np.zeros(2))], 1.0) == 0.0
     with pytest.raises(ConfigError, match="max_norm must be >= 0"):
         clip_grad_norm_(ps, -1.0)
+
+
+def test_milestone_lr_multiplies_by_gamma_at_each_milestone():
+    import numpy as np
+
+    from tinybnn.nn import Parameter
+    from tinybnn.optim import SGD, MilestoneLR
+
+    opt = SGD([Parameter(np.zeros(2, np.float32))], lr=0.1)
+    schedule = MilestoneLR(opt, milestones=[3, 1], gamma=0.5)
+    seen = []
+    for _ in range(4):
+        seen.append(opt.param_groups[0]["lr"])
+        schedule.step()
+    assert seen == pytest.approx([0.1, 0.05, 0.05, 0.025])

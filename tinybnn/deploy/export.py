@@ -947,14 +947,9 @@ def _read_archive(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_meta(path: Path, arrays: dict) -> dict:
-    raw = arrays.pop(META_KEY, None)
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-        raise CheckpointError(f"{path} is an .npz file but not an exported tinybnn model: it has "
-                              f"no '{META_KEY}' entry")
-    try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as e:
-        raise CheckpointError(f"exported model {path} has corrupt metadata ({e})") from None
+    from ..train.checkpoint import read_json_meta
+
+    meta = read_json_meta(path, arrays, "exported model", "an exported tinybnn model")
     kind = meta.get("format") if isinstance(meta, dict) else None
     if kind == "tinybnn-checkpoint":
         raise CheckpointError(f"{path} is a training checkpoint, not an exported model; export it "
@@ -1266,7 +1261,7 @@ class _Builder:
 
     def _pool(self, kind):
         def handler(m, x, name):
-            from ..functional.conv import _pair
+            from ..functional.im2col import pair as _pair
 
             kernel = _pair(m.kernel_size, "kernel_size")
             stride = kernel if m.stride is None else _pair(m.stride, "stride")
@@ -1278,7 +1273,7 @@ class _Builder:
         return handler
 
     def _adaptive_avg_pool(self, m, x, name):
-        from ..functional.conv import _pair
+        from ..functional.im2col import pair as _pair
 
         return self.emit("adaptive_avg_pool2d", [x], name,
                          {"output_size": list(_pair(m.output_size, "output_size"))})

@@ -31,7 +31,6 @@ from .im2col import (col2im_add, conv2d_col2im, conv2d_im2col, conv_output_size,
                      pair, patches)
 from .parallel import map_chunks, per_thread
 
-_pair = pair  # the former private name, still imported by tinybnn.deploy
 
 # Bytes of im2col columns per chunk on the CPU: about a megabyte stays in a core's L2 cache between
 # being written and being multiplied; smaller chunks pay more Python overhead per image.

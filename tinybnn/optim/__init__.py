@@ -16,7 +16,7 @@ from .adam import Adam, AdamW
 from .bop import Bop, flip_ratio
 from .routing import CaseOptimizer, Routed, bop_with
 from .registry import make_optimizer, optimizer_names
-from .schedule import CosineWarmup, LinearDecay, LRScheduler, StepLR
+from .schedule import CosineWarmup, LinearDecay, LRScheduler, MilestoneLR, StepLR
 from .clip import clip_grad_norm_
 from . import schedule
 

@@ -170,6 +170,20 @@ class StepLR(LRScheduler):
     def lr_at(self, base: float, t: int) -> float:
         return base * self.gamma ** (t // self.step_size)
 
+class MilestoneLR(LRScheduler):
+    r"""Multiply the value by :math:`\gamma` at each milestone:
+    :math:`\eta_t = \eta\,\gamma^{|\{m \in \text{milestones} : m \le t\}|}`
+    (``torch.optim.lr_scheduler.MultiStepLR``; the recipes' ``"step"`` schedule, in epochs).
+    """
+
+    def __init__(self, optimizer, milestones, gamma: float = 0.1, key: str = "lr"):
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
+        super().__init__(optimizer, key)
+
+    def lr_at(self, base: float, t: int) -> float:
+        return base * self.gamma ** sum(1 for m in self.milestones if m <= t)
+
+
 
 class LinearDecay(LRScheduler):
     r"""Decay linearly from the base value to ``end_factor`` times it over ``total_steps``, then

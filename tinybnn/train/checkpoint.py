@@ -249,15 +249,23 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                     "it cannot be read -- use an intact copy or train again")
 
 
-def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+def read_json_meta(path: Path, arrays: dict[str, np.ndarray], kind: str, description: str):
+    """Remove the ``__meta__`` entry (UTF-8 JSON bytes) from ``arrays`` and parse it.
+
+    ``kind`` names the file in errors ("checkpoint"), ``description`` says what it should have
+    been ("a tinybnn checkpoint")."""
     raw = arrays.pop(META_KEY, None)
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-        raise CheckpointError(f"{path} is an .npz file but not a tinybnn checkpoint: it has no "
+        raise CheckpointError(f"{path} is an .npz file but not {description}: it has no "
                               f"'{META_KEY}' metadata entry")
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
+        return json.loads(raw.tobytes().decode("utf-8"))
     except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
-        raise CheckpointError(f"checkpoint {path} has corrupt metadata ({e})") from None
+        raise CheckpointError(f"{kind} {path} has corrupt metadata ({e})") from None
+
+
+def _read_meta(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+    meta = read_json_meta(path, arrays, "checkpoint", "a tinybnn checkpoint")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tinybnn checkpoint (its metadata has no "
                               f"format: {FORMAT!r})")
