@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import functools
 import importlib
-import inspect
 import math
 import sys
 import time
@@ -217,20 +216,10 @@ def build_model(config: dict, input_shape, num_classes: int, rng=None):
     """The model a run's ``config`` describes: ``config["model"]`` built with
     ``config["model_options"]``, then wrapped by SURGE when ``config["surge"]`` is set."""
     from .models import make_model
-    from .models.registry import _MODELS
 
     name, options = config["model"], dict(config.get("model_options") or {})
-    builder = _MODELS.get(name)
-    if builder is None:
-        make_model(name, input_shape, num_classes)  # raises the ConfigError listing the names
-    accepted = inspect.signature(builder).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    unknown = [key for key in options if key not in accepted and not takes_any]
-    if unknown:
-        raise ConfigError(f"model {name!r} does not take the option(s) {unknown}; it accepts "
-                          f"{[k for k in accepted if k not in ('input_shape', 'num_classes')]}")
-    if rng is not None and ("rng" in accepted or takes_any):
-        options["rng"] = rng
+    if rng is not None:
+        options["rng"] = rng  # every registered builder takes its initialisation Generator
     model = make_model(name, input_shape, num_classes, **options)
     if config.get("surge") is not None:
         model = apply_surge(model, config["surge"])

@@ -352,3 +352,11 @@ def test_torch_twin_computes_the_same_network(training):
     with torch.no_grad():
         got = twin(torch.from_numpy(x.data)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_unknown_model_option_is_a_config_error_listing_the_accepted_ones():
+    from tinybnn.errors import ConfigError
+    from tinybnn.models import make_model
+
+    with pytest.raises(ConfigError, match=r"'binary_mlp' does not take the option\(s\) \['widht'\].*hidden"):
+        make_model("binary_mlp", (1, 8, 8), 10, widht=3)

@@ -6,6 +6,7 @@ options; the CLI's ``--model`` and the recipes use these names.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from ..errors import ConfigError
@@ -33,4 +34,11 @@ def make_model(name: str, input_shape, num_classes: int, **options):
     """Build the model registered as ``name``."""
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(available_models())}")
-    return _MODELS[name](input_shape=tuple(input_shape), num_classes=num_classes, **options)
+    builder = _MODELS[name]
+    accepted = inspect.signature(builder).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = [key for key in options if key not in accepted]
+        if unknown:
+            raise ConfigError(f"model {name!r} does not take the option(s) {unknown}; it accepts "
+                              f"{[k for k in accepted if k not in ('input_shape', 'num_classes')]}")
+    return builder(input_shape=tuple(input_shape), num_classes=num_classes, **options)
