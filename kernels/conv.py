@@ -9,7 +9,9 @@ What it computes (the float reference, for x (B, C, H, W) and weights w (Cout, C
 and then one of three outputs:
 
 * ``dot`` itself, int32 (B, Cout, Ho, Wo)                                (no transform given);
-* ``dot * scale[o] + bias[o]`` in float32 (a folded batch norm / scaling) (``scale``/``bias``);
+* ``dot * scale[o] + bias[o]`` in float32 (a folded batch norm / scaling) (``scale``/``bias``),
+  optionally followed by a :class:`FloatTail` (batch norm, residual add, clip: a residual
+  unit's float ops, which the numba backend applies in its output stage);
 * the sign of the next layer's input as packed bits: bit = ``dot * flip[o] >= threshold[o]``,
   returned as ``pack_bits`` of the ±1 output along the width: uint64 (B, Cout, Ho,
   ceil(Wo/64)). Feed it to the next ``binary_conv2d`` with ``width=Wo``.
@@ -56,9 +58,31 @@ class Epilogue:
     threshold: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class FloatTail:
+    """Per-channel float32 ops after the float output ``y = dot * scale + bias``, the tail of a
+    residual unit (batch norm, shortcut, hardtanh), applied in this order::
+
+        y = ((y - mean[o]) * inv_std[o]) * gamma[o] + beta[o]
+        y = y + residual
+        y = clip(y, low, high)
+
+    each a float32 operation as separate NumPy ops make it, so the values are those of running
+    the ops after the convolution. Every part may be None (skipped). Shapes: mean, inv_std, gamma,
+    beta (Cout,) float32; residual (B, Cout, Ho, Wo) float32; clip a (low, high) pair.
+    """
+
+    mean: object = None
+    inv_std: object = None
+    gamma: object = None
+    beta: object = None
+    residual: object = None
+    clip: tuple[float, float] | None = None
+
+
 def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.0,
                   scale=None, bias=None, threshold=None, flip=None, width=None,
-                  backend: str | None = None):
+                  tail: FloatTail | None = None, backend: str | None = None):
     """Binary 2-D convolution (cross-correlation, as PyTorch) on packed bits.
 
     Args:
@@ -73,6 +97,8 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
         threshold, flip: (Cout,) -> packed-bit output, bit = ``dot * flip >= threshold``;
             flip is +1 or −1 (default +1). A real threshold acts as ceil(threshold).
         width: the true width W when ``x`` is packed.
+        tail: a :class:`FloatTail` applied to the float output (scale/bias); the numba backend
+            does it in the convolution's output stage, the others after the kernel.
         backend: "numpy", "numba", "cupy" or None (see ``available_backends``).
 
     Returns:
@@ -81,9 +107,10 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
 
     Raises:
         ShapeError: x not 4-D, weights that do not fit C*kh*kw, per-channel arrays of the wrong
-            length, a kernel larger than the padded input, packed x without width.
-        ConfigError: bad pad_value / stride / padding / flip, both transforms at once, or an
-            unknown or unavailable backend.
+            length, a residual of another shape than the output, a kernel larger than the
+            padded input, packed x without width.
+        ConfigError: bad pad_value / stride / padding / flip, both transforms at once, a tail
+            without the float output, or an unknown or unavailable backend.
     """
     backend = resolve_backend(backend, x, w_packed)
     kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
@@ -100,6 +127,8 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
     else:
         correction = np.zeros((cout, out_h, out_w), dtype=np.int32)
     epilogue = _epilogue(correction, cout, channels * kh * kw, scale, bias, threshold, flip)
+    if tail is not None:
+        _check_tail(tail, epilogue, (batch, cout, out_h, out_w))
 
     if backend == "numba":
         if kw > 64:
@@ -108,14 +137,32 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
         from . import cpu_conv
         # sign, padding and packing happen in one pass inside (no padded bool map)
         return cpu_conv.binary_conv2d(x, width, padding, pad_value >= 0,
-                                      np.ascontiguousarray(w_packed), kh, kw, stride, epilogue)
+                                      np.ascontiguousarray(w_packed), kh, kw, stride, epilogue,
+                                      tail)
     padded = _pad(_input_bits(x, width), padding, pad_bit=pad_value >= 0)
     if backend == "numpy":
         from . import reference
-        return reference.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
-                                       epilogue)
-    from . import gpu
-    return gpu.binary_conv2d(padded, w_packed, kh, kw, stride, epilogue)
+        out = reference.binary_conv2d(padded, np.ascontiguousarray(w_packed), kh, kw, stride,
+                                      epilogue)
+    else:
+        from . import gpu
+        out = gpu.binary_conv2d(padded, w_packed, kh, kw, stride, epilogue)
+    return out if tail is None else apply_tail(out, tail)
+
+
+def apply_tail(y, tail: FloatTail):
+    """The :class:`FloatTail` as array ops, op by op in its order, on y (B, Cout, Ho, Wo)
+    float32 (NumPy or CuPy) in place; returns y."""
+    xp = _array_module(y)
+    for values, operation in ((tail.mean, xp.subtract), (tail.inv_std, xp.multiply),
+                              (tail.gamma, xp.multiply), (tail.beta, xp.add)):
+        if values is not None:
+            operation(y, xp.asarray(values, dtype=np.float32).reshape(1, -1, 1, 1), out=y)
+    if tail.residual is not None:
+        y += xp.asarray(tail.residual, dtype=np.float32)
+    if tail.clip is not None:
+        xp.clip(y, np.float32(tail.clip[0]), np.float32(tail.clip[1]), out=y)
+    return y
 
 
 def conv_output_size(size, kernel_size, stride, padding) -> tuple[int, int]:
@@ -316,6 +363,22 @@ def _epilogue(correction, cout, k, scale, bias, threshold, flip) -> Epilogue:
         return Epilogue("threshold", correction, flip=flip.astype(np.int32),
                         threshold=threshold)
     return Epilogue("dots", correction)
+
+
+def _check_tail(tail, epilogue: Epilogue, out_shape) -> None:
+    """ConfigError unless the output is the float one; ShapeError for parts of the wrong shape."""
+    if not isinstance(tail, FloatTail):
+        raise ConfigError(f"binary_conv2d: tail must be a FloatTail, got {type(tail).__name__}")
+    if epilogue.kind != "affine":
+        raise ConfigError("binary_conv2d: tail= acts on the float output; give scale/bias too "
+                          "(scale=1, bias=0 for the bare dots)")
+    for name in ("mean", "inv_std", "gamma", "beta"):
+        if getattr(tail, name) is not None:
+            _per_channel(getattr(tail, name), out_shape[1], f"tail.{name}")
+    residual = tail.residual
+    if residual is not None and tuple(getattr(residual, "shape", ())) != tuple(out_shape):
+        raise ShapeError(f"binary_conv2d: tail.residual must have the output's shape "
+                         f"{tuple(out_shape)}, got {getattr(residual, 'shape', None)}")
 
 
 def _per_channel(values, cout: int, name: str) -> np.ndarray:

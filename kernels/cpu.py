@@ -12,8 +12,8 @@ How the GEMM kernel is laid out (shapes: a (M, W), b (N, W) uint64 words)
   "prefer-vector-width"="512" measured no faster here), elsewhere AVX2 / scalar ``popcnt``.
 * Register blocking: each pass handles 4 columns of ``b`` (``COLS``) and 4 words at a time, so
   one load of 4 panel words feeds 16 XOR-popcounts, and the accumulator (in L1 cache) is read and
-  written once per 16 popcounts instead of once per popcount. Words left over (W % 4) take a
-  one-word loop.
+  written once per 16 popcounts instead of once per popcount. Three words left over (W % 4 == 3,
+  e.g. K = 144) take one 3-word pass, one or two a one-word loop.
 * Popcounts are accumulated in int64, and the output is written as ``k - 2 * mismatches``.
   The block's results are columns, so the kernel writes a column-major (N, M) array and the
   GEMM returns its transpose view (writing rows of 4 scattered int32 is 2-3x slower at small K).
@@ -81,6 +81,23 @@ def _load_panel(a, first_row, panel):
 
 
 @njit(inline="always")
+def _count_three_words(panel, b, j, w, acc):
+    """acc[c, m] += the mismatches in words w .. w + 2, in one pass over the 64 rows (three
+    words left over: K = 144, the 16-channel 3x3 layers of ResNet-20, would else take three)."""
+    b00, b01, b02 = b[j, w], b[j, w + 1], b[j, w + 2]
+    b10, b11, b12 = b[j + 1, w], b[j + 1, w + 1], b[j + 1, w + 2]
+    b20, b21, b22 = b[j + 2, w], b[j + 2, w + 1], b[j + 2, w + 2]
+    b30, b31, b32 = b[j + 3, w], b[j + 3, w + 1], b[j + 3, w + 2]
+    a0, a1, a2 = panel[w], panel[w + 1], panel[w + 2]
+    for m in range(BLOCK_ROWS):
+        x0, x1, x2 = a0[m], a1[m], a2[m]
+        acc[0, m] += popcount(x0 ^ b00) + popcount(x1 ^ b01) + popcount(x2 ^ b02)
+        acc[1, m] += popcount(x0 ^ b10) + popcount(x1 ^ b11) + popcount(x2 ^ b12)
+        acc[2, m] += popcount(x0 ^ b20) + popcount(x1 ^ b21) + popcount(x2 ^ b22)
+        acc[3, m] += popcount(x0 ^ b30) + popcount(x1 ^ b31) + popcount(x2 ^ b32)
+
+
+@njit(inline="always")
 def _count_mismatches(panel, b, j, acc):
     """acc[c, m] = popcount(row m of the panel XOR row j + c of b), for c < 4 and m < 64.
 
@@ -106,6 +123,9 @@ def _count_mismatches(panel, b, j, acc):
                           + popcount(x2 ^ b22) + popcount(x3 ^ b23))
             acc[3, m] += (popcount(x0 ^ b30) + popcount(x1 ^ b31)
                           + popcount(x2 ^ b32) + popcount(x3 ^ b33))
+    if words - whole == 3:
+        _count_three_words(panel, b, j, whole, acc)
+        return
     for w in range(whole, words):
         b0, b1, b2, b3 = b[j, w], b[j + 1, w], b[j + 2, w], b[j + 3, w]
         a0 = panel[w]

@@ -19,8 +19,9 @@ small buffers (cache resident, nothing of the size of the batch is allocated or 
    row moves it for all of them; bits past C*kh*kw are 0, as in the packed weights;
 3. **GEMM + output**: 64 positions at a time go through ``_count_mismatches`` (64 positions x
    4 output channels per pass); while those dots are in cache the zero-padding correction is
-   subtracted and the output transform applied, writing a contiguous slice of ``out[b, n]``
-   (NCHW directly: a band's positions are consecutive in (ho, wo)).
+   subtracted and the output transform applied (for the float output, with the float tail of
+   ``conv.FloatTail``: a residual unit's batch norm, shortcut and clip), writing a contiguous
+   slice of ``out[b, n]`` (NCHW directly: a band's positions are consecutive in (ho, wo)).
 
 One kernel serves the three output kinds (the branch is taken per block of 64 outputs) and it is
 compiled for two input types only: float32 (``cut`` 0.0) and a bool map viewed as uint8 (``cut``
@@ -244,13 +245,17 @@ def _load_panel_t(patches_t, first, panel):
 
 @njit(parallel=True, cache=True)
 def _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_h, b, k,
-                 correction, kind, scale, bias, flip, threshold, out_dots, out_float, out_bits):
+                 correction, kind, scale, bias, tail, residual, has_residual, low, high, flip,
+                 threshold, out_dots, out_float, out_bits):
     """The whole convolution, output (B, N, out_h*out_w) in the array of ``kind``.
 
     dot[img, n, p] = k - 2 * popcount(patch(img, p) ^ b[n]) - correction[n, p], then
     kind DOTS: out_dots int32 = dot; AFFINE: out_float float32 = float32(dot) * scale[n] +
-    bias[n]; THRESHOLD: out_bits uint8 = (dot * flip[n] >= threshold[n]). The two other output
-    arrays (and unused per-channel arrays) are ignored.
+    bias[n], then the float tail of conv.FloatTail: ((v - mean) * inv_std) * gamma + beta with
+    tail (4, N) = the mean, inv_std, gamma, beta rows, + residual (B, N, out_h*out_w) when
+    ``has_residual``, clipped to [low, high] (absent parts are given as identities);
+    THRESHOLD: out_bits uint8 = (dot * flip[n] >= threshold[n]). The two other output arrays
+    (and unused per-channel arrays) are ignored.
 
     x (B, C, H, W) float32 or uint8 0/1, binarized as ``x >= cut``; b (N4, words) the packed
     weights zero-padded to a multiple of 4 rows; correction (N, out_h*out_w) int32.
@@ -287,9 +292,17 @@ def _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_
                     elif kind == AFFINE:
                         target_float = out_float[image, n, p0:p0 + length]
                         s, o = scale[n], bias[n]
-                        for t in range(length):
+                        mean, inv_std, gamma, beta = tail[0, n], tail[1, n], tail[2, n], tail[3, n]
+                        for t in range(length):            # float32 ops in the tail's order
                             dot = k - 2 * mismatches[t] - fix[t]
-                            target_float[t] = np.float32(dot) * s + o
+                            v = np.float32(dot) * s + o
+                            target_float[t] = ((v - mean) * inv_std) * gamma + beta
+                        if has_residual:
+                            shortcut = residual[image, n, p0:p0 + length]
+                            for t in range(length):
+                                target_float[t] += shortcut[t]
+                        for t in range(length):
+                            target_float[t] = min(max(target_float[t], low), high)
                     else:
                         target_bits = out_bits[image, n, p0:p0 + length]
                         f, limit = flip[n], threshold[n]
@@ -329,6 +342,24 @@ def _as_kernel_input(x, width):
     return np.ascontiguousarray(x).view(np.uint8), np.uint8(1)
 
 
+def _tail_arrays(tail, cout: int):
+    """(rows, residual, low, high) of ``_conv_kernel`` for a conv.FloatTail or None: rows (4, cout)
+    float32 = mean, inv_std, gamma, beta, with the identities 0, 1, 1, -0.0 for absent parts
+    (x - 0, x * 1 and x + -0.0 give x bit for bit, -0.0 included); residual C-contiguous float32
+    or None; (low, high) the clip, (-inf, inf) when absent."""
+    rows = np.empty((4, cout), np.float32)
+    rows[:] = np.array([0.0, 1.0, 1.0, -0.0], np.float32)[:, None]
+    if tail is None:
+        return rows, None, np.float32(-np.inf), np.float32(np.inf)
+    for row, values in enumerate((tail.mean, tail.inv_std, tail.gamma, tail.beta)):
+        if values is not None:
+            rows[row] = values
+    residual = (None if tail.residual is None
+                else np.ascontiguousarray(tail.residual, dtype=np.float32))
+    low, high = (-np.inf, np.inf) if tail.clip is None else tail.clip
+    return rows, residual, np.float32(low), np.float32(high)
+
+
 def _border_words(width: int, pw: int, pad_bit: bool) -> tuple[np.ndarray, np.ndarray]:
     """(edge, full): the packed words of a padded row (width + 2*pw bits) that has only its
     border bits set to ``pad_bit``, and of a row of pad bits only."""
@@ -359,11 +390,12 @@ def im2col_pack(bits: np.ndarray, kh: int, kw: int, stride) -> np.ndarray:
 
 
 def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: int, kw: int,
-                  stride, epilogue):
+                  stride, epilogue, tail=None):
     """Binary convolution of the *unpadded* input x: (B, C, H, W) real or bool, or uint64
     (B, C, H, ceil(W/64)) bits packed along the width with ``width`` = W. The border (padding
     (ph, pw)) is ``pad_bit``, applied while packing. Weights (Cout, words) packed; epilogue and
-    result as ``reference.binary_conv2d``."""
+    result as ``reference.binary_conv2d``; ``tail`` (a checked conv.FloatTail, affine epilogue
+    only) is applied in the output stage."""
     x, cut = _as_kernel_input(x, width)
     batch, channels, height, in_width = x.shape
     (ph, pw), (sh, sw) = padding, stride
@@ -389,9 +421,12 @@ def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: in
                  else np.ascontiguousarray(epilogue.threshold, np.int32))
     unused = (np.empty((0, 0, 0), np.int32), np.empty((0, 0, 0), np.float32),
               np.empty((0, 0, 0), np.uint8))
+    rows, residual, low, high = _tail_arrays(tail, cout)
     _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w,
                  _band_height(batch, out_h, out_w), _pad_rows(w_packed, COLS),
-                 np.int64(channels * kh * kw), correction, kind, scale, bias, flip, threshold,
+                 np.int64(channels * kh * kw), correction, kind, scale, bias, rows,
+                 unused[1] if residual is None else residual.reshape(shape),
+                 residual is not None, low, high, flip, threshold,
                  unused[0] if out_dots is None else out_dots,
                  unused[1] if out_float is None else out_float,
                  unused[2] if out_bits is None else out_bits)

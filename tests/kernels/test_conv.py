@@ -7,6 +7,7 @@ import pytest
 from tinybnn.errors import ConfigError, ShapeError
 from tinybnn.kernels import (binary_conv2d, pack_bits, sign_threshold, threshold_from_values,
                              unpack_bits, zero_padding_correction)
+from tinybnn.kernels.conv import FloatTail
 
 from .references import float_conv, random_real
 
@@ -72,6 +73,67 @@ def test_threshold_output_is_the_packed_sign_of_the_next_layer(backend, geometry
     bits = dots * flip[:, None, None] >= threshold[:, None, None]
     np.testing.assert_array_equal(out, pack_bits(bits, axis=-1))
     assert out.shape == dots.shape[:3] + (-(-dots.shape[3] // 64),)
+
+
+def _tail_case(seed, parts):
+    """x, packed weights, scale, bias, and a FloatTail with the named ``parts`` for
+    GEOMETRIES[3] (3x3, padding 1, 16 output channels)."""
+    x, weights, w_packed, stride, padding = _case(GEOMETRIES[3], seed=seed)
+    rng = np.random.default_rng(seed)
+    channel = lambda: rng.normal(size=16).astype(np.float32)  # noqa: E731
+    values = {"mean": channel(), "inv_std": np.abs(channel()) + 0.5, "gamma": channel(),
+              "beta": channel(), "residual": random_real(rng, (3, 16, 8, 8)), "clip": (-1.0, 1.0)}
+    return (x, weights, w_packed, stride, padding, channel(), channel(),
+            FloatTail(**{name: values[name] for name in parts}))
+
+
+@pytest.mark.parametrize("parts", [("mean", "inv_std", "gamma", "beta", "residual", "clip"),
+                                   ("mean", "inv_std", "clip"), ("residual",), ()])
+def test_float_tail_is_the_separate_float32_ops_in_order(backend, parts):
+    """scale/bias output, then ((y - mean) * inv_std) * gamma + beta, + residual, clip: each a
+    float32 op of its own, as NumPy computes them one after the other."""
+    x, weights, w_packed, stride, padding, scale, bias, tail = _tail_case(8, parts)
+    out = binary_conv2d(x, w_packed, 3, stride=stride, padding=padding, scale=scale, bias=bias,
+                        tail=tail, backend=backend)
+    y = float_conv(x, weights, stride, padding, 0.0).astype(np.float32)
+    y = y * scale[:, None, None] + bias[:, None, None]
+    for name in ("mean", "inv_std", "gamma", "beta"):
+        value = getattr(tail, name)
+        if value is not None:
+            operation = np.subtract if name == "mean" else (
+                np.add if name == "beta" else np.multiply)
+            y = operation(y, value[:, None, None])
+    if tail.residual is not None:
+        y = y + tail.residual
+    if tail.clip is not None:
+        y = np.clip(y, *tail.clip)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, y)
+
+
+def test_float_tail_keeps_negative_zero():
+    """Absent tail parts leave every value as it is, -0.0 included (the numba kernel applies
+    them as identities: - 0, * 1, + -0.0)."""
+    x = np.ones((1, 1, 3, 3), np.float32)
+    w_packed = pack_bits(np.ones((2, 9)))
+    out = binary_conv2d(x, w_packed, 3, scale=np.array([0.0, -0.0], np.float32),
+                        bias=np.array([-0.0, -0.0], np.float32),
+                        tail=FloatTail(clip=(-1.0, 1.0)), backend="numba")
+    assert np.signbit(out.ravel()).tolist() == [False, True]
+
+
+def test_float_tail_errors_name_the_problem():
+    x, _, w_packed, stride, padding, scale, bias, tail = _tail_case(9, ("residual",))
+    with pytest.raises(ConfigError, match="tail= acts on the float output"):
+        binary_conv2d(x, w_packed, 3, padding=padding, tail=tail)
+    with pytest.raises(ConfigError, match="tail must be a FloatTail"):
+        binary_conv2d(x, w_packed, 3, padding=padding, scale=scale, tail=(1, 2))
+    with pytest.raises(ShapeError, match=r"tail.residual must have the output's shape"):
+        binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
+                      tail=FloatTail(residual=np.ones((3, 16, 4, 4), np.float32)))
+    with pytest.raises(ShapeError, match=r"tail.gamma must have one value per output channel"):
+        binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
+                      tail=FloatTail(gamma=np.ones(3, np.float32)))
 
 
 def test_batch_norm_then_sign_folds_exactly_with_any_gamma_sign(backend):

@@ -9,9 +9,10 @@ from tinybnn.kernels import available_backends, gpu, pack_bits, xnor_gemm
 from .references import float_matmul, random_real
 
 # (M, N, K): K < 64, K a multiple of 64, K not one; M around the numba block of 64 rows, N
-# around its register block of 4 columns; W = 18 words > the CUDA tile of 16 words.
+# around its register block of 4 columns; W = 18 words > the CUDA tile of 16 words; W = 3 and
+# 7 words (the numba 3-word pass).
 SHAPES = [(1, 1, 1), (3, 5, 63), (7, 4, 64), (65, 9, 65), (130, 33, 200), (64, 8, 256),
-          (257, 19, 577), (40, 21, 1100)]
+          (257, 19, 577), (40, 21, 1100), (129, 6, 144), (70, 5, 440)]
 
 
 @pytest.mark.parametrize("m, n, k", SHAPES)

@@ -36,8 +36,10 @@ What ``export`` does
    one pass less over the activations, outputs equal up to float32 rounding (which a later sign
    can amplify into a flipped bit now and then).
 6. ``predict`` runs the ops one after the other; on the "numba" backend each batch_norm -> add
-   -> hardtanh chain (a residual unit's float tail) runs as one compiled parallel pass doing the
-   same float32 operations in the same order, so the values stay the same.
+   -> hardtanh chain (a residual unit's float tail) runs inside the output stage of the binary
+   convolution before it (``kernels.conv.FloatTail``), or as one compiled parallel pass after
+   any other op, and each avg_pool2d -> pad_channels shortcut as one pass: the same float32
+   operations in the same order, so the values stay the same.
 
 Input quantizers that export are those whose *eval* forward is ``s · sign((x + b) / a)``
 (:func:`input_binarizer`); weight quantizers those whose output is ``±m`` per output channel.
@@ -102,6 +104,7 @@ from ..functional.conv import conv2d as _functional_conv2d
 from ..kernels import (binary_conv2d as _kernel_conv2d, pack_bits, threshold_from_values,
                        unpack_bits, xnor_gemm)
 from ..kernels.backends import resolve_backend
+from ..kernels.conv import FloatTail, conv_output_size
 from ..models.cnn import SmallCNN
 from ..models.common import GlobalAvgPool, Subsample, ZeroPadChannels
 from ..models.resnet import BasicBlock, BinaryBasicBlock, BinaryConvUnit, ResNet
@@ -423,19 +426,25 @@ def _float_epilogue(xp, dots, scale, bias, axis: int = 1):
     return y
 
 
-def op_binary_conv2d(rt, op, x):
-    """Binary convolution on packed bits. x (N, C, H, W) real, bool, or PackedBits ->
-    mode "float": (N, O, Ho, Wo) float32 dot*scale + bias; "bits": PackedBits (dot*flip >=
-    threshold); "dots": int32 (N, O, Ho, Wo)."""
+def _binary_conv_shape(op, x) -> tuple[int, int, int, int]:
+    """(N, O, Ho, Wo), the output shape of binary_conv2d op on x (an array or PackedBits)."""
     a = op.attrs
-    x = _binarized(rt, op, x, axis=1)
+    array, width = (x.words, x.width) if isinstance(x, PackedBits) else (x, x.shape[3])
+    out_h, out_w = conv_output_size((array.shape[2], width), a["kernel_size"], a["stride"],
+                                    a["padding"])
+    return array.shape[0], a["out_channels"], out_h, out_w
+
+
+def op_binary_conv2d(rt, op, x, tail=None):
+    """Binary convolution on packed bits. x (N, C, H, W) real, bool, or PackedBits ->
+    mode "float": (N, O, Ho, Wo) float32 dot*scale + bias, then ``tail`` (a kernels FloatTail)
+    if given; "bits": PackedBits (dot*flip >= threshold); "dots": int32 (N, O, Ho, Wo)."""
+    a = op.attrs
+    binarized = x = _binarized(rt, op, x, axis=1)
     kwargs = dict(stride=tuple(a["stride"]), padding=tuple(a["padding"]),
                   pad_value=a["pad_value"], backend=rt.backend)
     if isinstance(x, PackedBits):
-        x, width = x.words, x.width
-        kwargs["width"] = width
-    else:
-        width = x.shape[3]
+        x, kwargs["width"] = x.words, x.width
     weight, kernel = rt.array(op, "weight"), tuple(a["kernel_size"])
     if a["mode"] == "float":
         out_channels = a["out_channels"]
@@ -445,12 +454,11 @@ def op_binary_conv2d(rt, op, x):
         bias = rt.array(op, "bias")
         if bias is None:
             bias = rt.derived(op, "zeros", lambda: rt.xp.zeros(out_channels, np.float32))
-        return _kernel_conv2d(x, weight, kernel, scale=scale, bias=bias, **kwargs)
+        return _kernel_conv2d(x, weight, kernel, scale=scale, bias=bias, tail=tail, **kwargs)
     if a["mode"] == "bits":
         words = _kernel_conv2d(x, weight, kernel, threshold=rt.array(op, "threshold"),
                                flip=rt.array(op, "flip"), **kwargs)
-        out_width = (width + 2 * a["padding"][1] - kernel[1]) // a["stride"][1] + 1
-        return PackedBits(words, out_width)
+        return PackedBits(words, _binary_conv_shape(op, binarized)[3])
     return _kernel_conv2d(x, weight, kernel, **kwargs)
 
 
@@ -558,7 +566,7 @@ _BINARY = ("binary_conv2d", "binary_linear")
 
 
 # ---------------------------------------------------------------------------------------------
-# Fused float tails on the "numba" backend
+# Fused steps on the "numba" backend
 # ---------------------------------------------------------------------------------------------
 
 
@@ -572,7 +580,7 @@ class _Step(NamedTuple):
     output: str
 
 
-#: ops that a fused step can chain, in the order they may follow each other
+#: ops that a fused float tail can chain, in the order they may follow each other
 _FUSABLE = ("batch_norm", "add", "hardtanh")
 #: ops whose output is a new array of their own (not a view of their input or of an array)
 _FRESH = ("binary_conv2d", "binary_weight_conv2d", "conv2d", "linear", "binary_linear",
@@ -580,54 +588,121 @@ _FRESH = ("binary_conv2d", "binary_weight_conv2d", "conv2d", "linear", "binary_l
 
 
 def _fused_steps(ops: list[Op], output: str) -> list[_Step]:
-    """One step per op, except that every chain [batch_norm] -> [add] -> [hardtanh] whose
-    intermediate values have no other reader becomes one step, placed where its last op was
-    (all its other inputs are written before that)."""
+    """One step per op, except for these chains, whose intermediate values have no other reader;
+    each becomes one step, placed where its last op was (its other inputs are written before):
+
+    * binary_conv2d (float output) -> [batch_norm] -> [add] -> [hardtanh], a residual unit:
+      the float tail runs in the convolution's output stage (``kernels.conv.FloatTail``);
+    * [batch_norm] -> [add] -> [hardtanh] after any other op: one compiled pass;
+    * avg_pool2d (no padding) -> pad_channels, a downsampling shortcut: one compiled pass.
+    """
     users = _consumers(ops)
-    producer = {op.output: op for op in ops}
-    group_of: dict[int, list[int]] = {}
-    for i, op in enumerate(ops):
-        if op.kind not in _FUSABLE or i in group_of:
-            continue
-        group = [i]
-        while True:
-            last = ops[group[-1]]
-            readers = users.get(last.output, [])
-            if last.output == output or len(readers) != 1:
-                break
-            following = ops[readers[0]]
-            if (following.kind not in _FUSABLE or readers[0] in group_of
-                    or _FUSABLE.index(following.kind) <= _FUSABLE.index(last.kind)
-                    or len(set(following.inputs)) != len(following.inputs)):
-                break
-            group.append(readers[0])
-        for j in group:
-            group_of[j] = group
+    groups = _tail_groups(ops, output, users) + _pool_pad_groups(ops, output, users)
+    group_of = {i: group for group in groups for i in group}
     steps = []
     for i, op in enumerate(ops):
         group = group_of.get(i)
         if group is None:
             steps.append(_single_step(op))
         elif i == group[-1]:
-            members = tuple(ops[j] for j in group)
-            inputs = list(members[0].inputs)           # x (and the residual if it is the add)
-            for before, member in zip(members, members[1:]):
-                if member.kind == "add":               # x + residual: the input not from before
-                    inputs.append(next(v for v in member.inputs if v != before.output))
-            # the fused pass may write over x when nothing else reads it and it is a fresh
-            # array (a convolution's output), which spares allocating the output
-            source = producer.get(inputs[0])
-            in_place = (len(users[inputs[0]]) == 1 and source is not None
-                        and source.kind in _FRESH and inputs[0] != output)
-            run = functools.partial(_run_fused, members=members, in_place=in_place)
-            steps.append(_Step(run, members, tuple(inputs), op.output))
+            steps.append(_group_step(ops, group, users, output))
     return steps
+
+
+def _sole_reader(ops, users, i: int, output: str) -> int | None:
+    """The index of the only op reading op i's output (None if several, none, or the output)."""
+    readers = users.get(ops[i].output, [])
+    if ops[i].output == output or len(readers) != 1:
+        return None
+    return readers[0]
+
+
+def _tail_groups(ops: list[Op], output: str, users: dict) -> list[list[int]]:
+    """The op indices of every [binary_conv2d] -> [batch_norm] -> [add] -> [hardtanh] chain."""
+    index = {op.output: i for i, op in enumerate(ops)}
+    groups, taken = [], set()
+    for i, op in enumerate(ops):
+        if op.kind not in _FUSABLE or i in taken:
+            continue
+        group = [i]
+        while True:
+            j = _sole_reader(ops, users, group[-1], output)
+            if j is None:
+                break
+            last, following = ops[group[-1]], ops[j]
+            if (following.kind not in _FUSABLE or j in taken
+                    or _FUSABLE.index(following.kind) <= _FUSABLE.index(last.kind)
+                    or len(set(following.inputs)) != len(following.inputs)):
+                break
+            group.append(j)
+        conv = index.get(op.inputs[0])
+        if (conv is not None and ops[conv].kind == "binary_conv2d"
+                and ops[conv].attrs["mode"] == "float"
+                and _sole_reader(ops, users, conv, output) == i):
+            group.insert(0, conv)
+        taken.update(group)
+        groups.append(group)
+    return groups
+
+
+def _pool_pad_groups(ops: list[Op], output: str, users: dict) -> list[list[int]]:
+    """The op indices of every avg_pool2d (without padding) -> pad_channels pair."""
+    groups = []
+    for i, op in enumerate(ops):
+        j = _sole_reader(ops, users, i, output)
+        if (op.kind == "avg_pool2d" and not any(op.attrs["padding"]) and j is not None
+                and ops[j].kind == "pad_channels"):
+            groups.append([i, j])
+    return groups
+
+
+def _group_step(ops: list[Op], group: list[int], users: dict, output: str) -> _Step:
+    """The step running the chain ``group`` of ``_fused_steps``."""
+    members = tuple(ops[j] for j in group)
+    if members[0].kind == "avg_pool2d":
+        run = functools.partial(_run_pool_pad, pool=members[0], pad=members[1])
+        return _Step(run, members, tuple(members[0].inputs), members[-1].output)
+    inputs = list(members[0].inputs)                   # x (and the residual if it is the add)
+    for before, member in zip(members, members[1:]):
+        if member.kind == "add":                       # x + residual: the input not from before
+            inputs.append(next(v for v in member.inputs if v != before.output))
+    if members[0].kind == "binary_conv2d":
+        run = functools.partial(_run_conv_tail, conv=members[0], members=members[1:])
+    else:
+        # the fused pass may write over x when nothing else reads it and it is a fresh array
+        # (a convolution's output), which spares allocating the output
+        source = next((op for op in ops if op.output == inputs[0]), None)
+        in_place = (len(users[inputs[0]]) == 1 and source is not None
+                    and source.kind in _FRESH and inputs[0] != output)
+        run = functools.partial(_run_fused, members=members, in_place=in_place)
+    return _Step(run, members, tuple(inputs), members[-1].output)
 
 
 def _single_step(op: Op) -> _Step:
     """The step that runs one op by itself."""
     return _Step(lambda rt, *values, op=op: OPS[op.kind].run(rt, op, *values), (op,),
                  tuple(op.inputs), op.output)
+
+
+def _run_conv_tail(rt, x, residual=None, *, conv, members):
+    """A binary convolution (float output) whose float tail ``members`` ([batch_norm] -> [add]
+    -> [hardtanh]) runs in the kernel's output stage: the same float32 operations in the same
+    order as the separate ops (``kernels.conv.FloatTail``), so the values are the same. A
+    residual the kernel cannot take (e.g. one that broadcasts) falls back to ``_run_fused``."""
+    if residual is not None and not (isinstance(residual, np.ndarray)
+                                     and residual.dtype == np.float32
+                                     and residual.shape == _binary_conv_shape(conv, x)):
+        return _run_fused(rt, op_binary_conv2d(rt, conv, x), residual, members=members,
+                          in_place=True)
+    bn = members[0] if members and members[0].kind == "batch_norm" else None
+    clip = next((m for m in members if m.kind == "hardtanh"), None)
+    tail = FloatTail(mean=None if bn is None else rt.array(bn, "mean"),
+                     inv_std=None if bn is None else rt.array(bn, "inv_std"),
+                     gamma=None if bn is None else rt.array(bn, "weight"),
+                     beta=None if bn is None else rt.array(bn, "bias"),
+                     residual=residual,
+                     clip=None if clip is None else (clip.attrs["min_val"], clip.attrs["max_val"]))
+    return op_binary_conv2d(rt, conv, x, tail=tail)
 
 
 def _run_fused(rt, x, residual=None, *, members, in_place=False):
@@ -664,39 +739,86 @@ def _run_fused(rt, x, residual=None, *, members, in_place=False):
     return out.reshape(x.shape)
 
 
-_EPILOGUE = None
-
-
+@functools.cache
 def _numba_epilogue():
     """The compiled fused pass (compiled on first use, cached on disk by Numba)."""
-    global _EPILOGUE
-    if _EPILOGUE is None:
-        from numba import njit, prange
+    from numba import njit, prange
 
-        @njit(parallel=True, cache=True)
-        def epilogue(x, mean, inv_std, weight, bias, residual, low, high, has_bn, has_weight,
-                     has_bias, has_residual, has_clip, out):
-            n, c, length = x.shape
-            for job in prange(n * c):                 # one (image, channel) row per job
-                i = job // c
-                ch = job - i * c
-                for t in range(length):
-                    v = x[i, ch, t]                   # float32 throughout, never float64
-                    if has_bn:
-                        v = v - mean[ch]
-                        v = v * inv_std[ch]
-                        if has_weight:
-                            v = v * weight[ch]
-                        if has_bias:
-                            v = v + bias[ch]
-                    if has_residual:
-                        v = v + residual[i, ch, t]
-                    if has_clip:
-                        v = min(max(v, low), high)
-                    out[i, ch, t] = v
+    @njit(parallel=True, cache=True)
+    def epilogue(x, mean, inv_std, weight, bias, residual, low, high, has_bn, has_weight,
+                 has_bias, has_residual, has_clip, out):
+        n, c, length = x.shape
+        for job in prange(n * c):                 # one (image, channel) row per job
+            i = job // c
+            ch = job - i * c
+            for t in range(length):
+                v = x[i, ch, t]                   # float32 throughout, never float64
+                if has_bn:
+                    v = v - mean[ch]
+                    v = v * inv_std[ch]
+                    if has_weight:
+                        v = v * weight[ch]
+                    if has_bias:
+                        v = v + bias[ch]
+                if has_residual:
+                    v = v + residual[i, ch, t]
+                if has_clip:
+                    v = min(max(v, low), high)
+                out[i, ch, t] = v
 
-        _EPILOGUE = epilogue
-    return _EPILOGUE
+    return epilogue
+
+
+def _run_pool_pad(rt, x, *, pool, pad):
+    """avg_pool2d (no padding) then pad_channels in one compiled pass, with the float32
+    operations of ``op_avg_pool2d`` (the window's values summed in window order, then divided);
+    anything but a float32 NumPy x runs the two ops one after the other."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 4):
+        return op_pad_channels(rt, pad, op_avg_pool2d(rt, pool, x))
+    (kh, kw), (sh, sw) = pool.attrs["kernel_size"], pool.attrs["stride"]
+    before, after = pad.attrs["before"], pad.attrs["after"]
+    n, c, h, w = x.shape
+    out = np.empty((n, before + c + after, (h - kh) // sh + 1, (w - kw) // sw + 1), np.float32)
+    _numba_pool_pad()(np.ascontiguousarray(x), kh, kw, sh, sw, before, out)
+    return out
+
+
+@functools.cache
+def _numba_pool_pad():
+    """The compiled pass of ``_run_pool_pad`` (compiled on first use, cached on disk)."""
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def pool_pad(x, kh, kw, sh, sw, before, out):
+        """out[:, before + c] = average pool of x[:, c] (N, C, H, W); other channels 0."""
+        n, c = x.shape[0], x.shape[1]
+        channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+        divisor = np.float32(kh * kw)
+        for job in prange(n * channels):              # one (image, output channel) per job
+            i = job // channels
+            co = job - i * channels
+            ci = co - before
+            target = out[i, co]
+            if ci < 0 or ci >= c:
+                target[:] = 0
+                continue
+            image = x[i, ci]
+            for a in range(out_h):                    # float32 sums in window order
+                row = target[a]
+                for t in range(kh * kw):
+                    source = image[a * sh + t // kw]
+                    offset = t % kw
+                    if t == 0:
+                        for b in range(out_w):
+                            row[b] = source[b * sw]
+                    else:
+                        for b in range(out_w):
+                            row[b] += source[b * sw + offset]
+                for b in range(out_w):
+                    row[b] /= divisor
+
+    return pool_pad
+
 
 
 # =============================================================================================
