@@ -35,6 +35,9 @@ CASES = [
     (3, 1, 2, 4, 4, 4, 4, (1, 1), (0, 0), 0.0),       # kernel as large as the input
     (2, 3, 3, 5, 6, 3, 3, (1, 1), (1, 1), 0.0),       # C = O, "same": buffers shared
     (2, 3, 3, 5, 5, 3, 3, (1, 1), (1, 1), 1.0),       # C = O, pad +1: not shared
+    (2, 2, 3, 6, 5, 3, 3, (1, 1), (2, 1), 0.0),       # stride 1, padding 2 rows but 1 column
+    (2, 2, 3, 5, 4, 3, 3, (1, 1), (0, 0), -1.0),      # no border: pad_value unused
+    (2, 2, 3, 4, 6, 3, 2, (1, 1), (1, 0), -1.0),      # stride 1, non-square kernel, pad -1
 ]
 
 
@@ -84,6 +87,19 @@ def test_conv2d_gradient_of_weight_only():
     assert x.grad is None
 
 
+@pytest.mark.parametrize("stride, pad_value", [(1, 0.0), (1, -1.0), (2, 1.0)])
+def test_conv2d_gradient_of_input_only(stride, pad_value):
+    x, w = rng.standard_normal((3, 2, 6, 5)), rng.standard_normal((4, 2, 3, 3))
+    g = rng.standard_normal(reference_conv(x, w, None, (stride,) * 2, (1, 1)).shape)
+    grads = []
+    for w_needs_grad in (False, True):
+        xt, wt = tb.tensor(x, requires_grad=True), tb.tensor(w, requires_grad=w_needs_grad)
+        F.conv2d(xt, wt, stride=stride, padding=1, pad_value=pad_value).backward(g)
+        grads.append(xt.grad)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    gradcheck(lambda a: F.conv2d(a, tb.tensor(w), None, stride, 1, pad_value), x)
+
+
 def test_conv2d_keeps_float32():
     x = tb.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
     w = tb.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
@@ -110,30 +126,48 @@ def test_conv2d_errors_name_the_problem():
 
 # --- im2col / col2im -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("stride, padding, pad_value", [(1, 1, 0.0), ((2, 1), (1, 0), -1.0),
-                                                        (2, 0, 1.0)])
-def test_im2col_columns_are_the_patches(stride, padding, pad_value):
-    x = rng.standard_normal((2, 3, 6, 5))
-    cols, (oh, ow) = F.conv2d_im2col(x, 3, 2, stride, padding, pad_value)
-    sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+# (H, W, kh, kw, stride, padding): every branch of the compiled loops, including planes with no
+# pixel inside the image (padding >= kernel) and rows of "same" convolutions read as one run
+UNFOLD_CASES = [
+    (6, 5, 3, 2, (1, 1), (1, 1)), (6, 5, 3, 2, (2, 1), (1, 0)), (6, 5, 3, 2, (2, 2), (0, 0)),
+    (8, 8, 3, 3, (1, 1), (1, 1)), (7, 6, 3, 3, (2, 2), (1, 1)), (5, 7, 5, 3, (1, 1), (2, 1)),
+    (3, 4, 1, 1, (1, 1), (2, 1)), (1, 1, 3, 3, (1, 1), (1, 1)), (2, 3, 4, 4, (1, 3), (2, 2)),
+    (7, 7, 3, 3, (3, 3), (2, 2)),
+]
+
+
+@pytest.mark.parametrize("h, w, kh, kw, stride, padding", UNFOLD_CASES)
+@pytest.mark.parametrize("pad_value", [0.0, -1.0])
+def test_im2col_columns_are_the_patches(h, w, kh, kw, stride, padding, pad_value):
+    x = rng.standard_normal((2, 3, h, w))
+    cols, (oh, ow) = F.conv2d_im2col(x, kh, kw, stride, padding, pad_value)
+    (sh, sw), (ph, pw) = stride, padding
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-    windows = sliding_window_view(xpad, (3, 2), axis=(2, 3))[:, :, ::sh, ::sw]  # N C OH OW i j
-    assert windows.shape[2:4] == (oh, ow)
-    expected = windows.transpose(1, 4, 5, 0, 2, 3).reshape(3 * 3 * 2, 2 * oh * ow)
+    windows = sliding_window_view(xpad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    expected = windows.transpose(1, 4, 5, 0, 2, 3).reshape(3 * kh * kw, 2 * oh * ow)
     np.testing.assert_array_equal(cols, expected)
+    # float32, and a non-contiguous input (copied before the compiled loops read it)
+    x32 = np.asfortranarray(x.astype(np.float32))
+    cols32, _ = F.conv2d_im2col(x32, kh, kw, stride, padding, pad_value)
+    np.testing.assert_array_equal(cols32, expected.astype(np.float32))
 
 
-def test_im2col_matmul_is_conv2d_and_col2im_is_its_adjoint():
+@pytest.mark.parametrize("h, w, kh, kw, stride, padding", UNFOLD_CASES)
+def test_col2im_is_the_adjoint_of_im2col(h, w, kh, kw, stride, padding):
+    # <im2col(x), c> = <x, col2im(c)> for every x and c (zero border)
+    x = rng.standard_normal((2, 3, h, w))
+    cols, _ = F.conv2d_im2col(x, kh, kw, stride, padding)
+    c = rng.standard_normal(cols.shape)
+    back = F.conv2d_col2im(c, x.shape, kh, kw, stride, padding)
+    assert back.shape == x.shape
+    np.testing.assert_allclose((cols * c).sum(), (x * back).sum(), rtol=1e-10)
+
+
+def test_im2col_matmul_is_conv2d():
     x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
     cols, (oh, ow) = F.conv2d_im2col(x, 3, 3, stride=2, padding=1)
     y = (w.reshape(4, -1) @ cols).reshape(4, 2, oh, ow).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(y, reference_conv(x, w, None, (2, 2), (1, 1)), atol=1e-10)
-    # <im2col(x), c> = <x, col2im(c)> for every x and c
-    c = rng.standard_normal(cols.shape)
-    back = F.conv2d_col2im(c, x.shape, 3, 3, stride=2, padding=1)
-    assert back.shape == x.shape
-    np.testing.assert_allclose((cols * c).sum(), (x * back).sum(), rtol=1e-10)
 
 
 # --- pad -----------------------------------------------------------------------------------
@@ -182,14 +216,17 @@ def test_conv2d_matches_torch():
 
 # --- the CPU machinery: col2im without Numba, chunks on threads ------------------------------
 
-def test_col2im_without_numba_matches(monkeypatch):
-    cols = rng.standard_normal((3 * 3 * 2, 2 * 3 * 3))          # OH = OW = 3
-    compiled = F.conv2d_col2im(cols, (2, 3, 5, 4), 3, 2, stride=2, padding=1)
-    monkeypatch.setattr(im2col_module, "_numba_col2im", lambda: None)
-    np.testing.assert_allclose(F.conv2d_col2im(cols, (2, 3, 5, 4), 3, 2, stride=2, padding=1),
-                               compiled, rtol=1e-12)
+def test_im2col_and_col2im_without_numba_match(monkeypatch):
+    x = rng.standard_normal((2, 3, 5, 4))
+    cols, _ = F.conv2d_im2col(x, 3, 2, stride=2, padding=1, pad_value=-1.0)   # OH = OW = 3
+    back = F.conv2d_col2im(cols, x.shape, 3, 2, stride=2, padding=1)
+    monkeypatch.setattr(im2col_module, "_compiled", lambda loops: None)
+    np.testing.assert_array_equal(F.conv2d_im2col(x, 3, 2, 2, 1, -1.0)[0], cols)
+    np.testing.assert_allclose(F.conv2d_col2im(cols, x.shape, 3, 2, stride=2, padding=1), back,
+                               rtol=1e-12)
     x, w = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3))
-    gradcheck(lambda a, b: F.conv2d(a, b, None, 2, 1), x, w)
+    for stride in (1, 2):
+        gradcheck(lambda a, b: F.conv2d(a, b, None, stride, 1), x, w)
 
 
 def test_threads_give_the_same_result(monkeypatch):

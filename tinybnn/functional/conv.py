@@ -8,18 +8,25 @@ The forward pass is im2col followed by one matrix product::
     cols  = every kh×kw patch of x padded with pad_value      (C·kh·kw, N·OH·OW)
     y     = W2 @ cols,   W2 = W.reshape(O, C·kh·kw)           (O, N·OH·OW) -> (N, O, OH, OW)
 
-and the backward pass, with g2 = the output gradient as (O, N·OH·OW), is two more::
+and the backward pass is two more. With stride 1 (and padding p < kernel k) dx is a stride-1
+convolution of the output gradient g, so both come from the columns of g, padded by k − 1 − p::
+
+    gcols = every kh×kw patch of g padded with zeros          (O·kh·kw, N·H·W)
+    dx    = Wb @ gcols,  Wb[c, (o, i, j)] = W[o, c, kh−1−i, kw−1−j]             (C, N·H·W)
+    dW    = gcols @ xᵀ,  x as (C, N·H·W), kernel flipped      (O·kh·kw, C)   when pad_value = 0
+
+(dW sums g[n, o, a, b]·x[n, c, a + i − ph, b + j − pw] over the real pixels: right when the border
+is zero). Otherwise, with g2 = g as (O, N·OH·OW)::
 
     dWᵀ   = cols @ g2ᵀ                                        (C·kh·kw, O)
-    dx    = stride 1: a stride-1 convolution of g, padded by k−1−p, with the kernel flipped and its
-            two channel axes swapped (im2col of g, then one product);
-            other strides: dcols = W2ᵀ @ g2, then col2im adds each entry back onto its pixel.
+    dx    = col2im(W2ᵀ @ g2): each column entry added back onto its pixel
 
-The long pixel axis is the contiguous one in all three products, so they are plain float32 BLAS
+The long pixel axis is the contiguous one in all the products, so they are plain float32 BLAS
 GEMMs. The batch is cut into chunks of a few images whose columns (about a megabyte) stay in the
 CPU cache between being written and being multiplied; the chunks run on a pool of threads, each
 working in arrays it allocated once (:mod:`tinybnn.functional.parallel`). The backward pass rebuilds
-the columns chunk by chunk instead of keeping a 9× larger copy of every input alive.
+the columns chunk by chunk instead of keeping a 9× larger copy of every input alive; im2col and
+col2im are compiled Numba loops that release the GIL (:mod:`tinybnn.functional.im2col`).
 """
 
 from __future__ import annotations
@@ -28,13 +35,14 @@ from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
 from .im2col import (col2im_add, conv2d_col2im, conv2d_im2col, conv_output_size,  # noqa: F401
-                     pair, patches)
-from .parallel import map_chunks, per_thread
+                     im2col_into, pair)
+from .parallel import map_chunks, num_threads, per_thread
 
 
-# Bytes of im2col columns per chunk on the CPU: about a megabyte stays in a core's L2 cache between
-# being written and being multiplied; smaller chunks pay more Python overhead per image.
-CHUNK_BYTES = 2**20
+# Bytes of im2col columns per chunk on the CPU, at most: they should stay in a core's L2 cache (1 to
+# 2 MB on current CPUs) between being written and being multiplied; smaller chunks pay more Python
+# overhead per image.
+CHUNK_BYTES = 3 * 2**19
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,6 +56,13 @@ def _dx_is_a_convolution(stride, padding, kh: int, kw: int) -> bool:
     return tuple(stride) == (1, 1) and padding[0] < kh and padding[1] < kw
 
 
+def _dw_from_grad_columns(stride, padding, pad_value, kh: int, kw: int) -> bool:
+    """When dx is a convolution and the border is zero, the columns of the padded gradient give dW
+    too, with x itself in place of its columns (see :meth:`_Workspace.backward`)."""
+    return _dx_is_a_convolution(stride, padding, kh, kw) and (
+        pad_value == 0 or tuple(padding) == (0, 0))
+
+
 def _same_or_new(xp, array, shape, dtype):
     """``array`` itself when it has this shape (two steps that never overlap share memory, which
     keeps more of it in the cache), else a new array."""
@@ -59,10 +74,11 @@ class _Workspace:
     with the views of them each step uses. Each method is one step of the forward or backward
     pass and is a handful of array operations, nothing else.
 
-    Forward arrays:  padded (nb, C, Hp, Wp), its border set to pad_value once and its interior
-    (``x_in``) overwritten by every chunk; cols6 (C, kh, kw, nb, OH, OW); out (O, nb·OH·OW).
-    Backward arrays (made on first use): g_t (O, nb, OH, OW), the gradient channel-major; for
-    stride 1 the padded gradient, its columns and dx; otherwise dcols and the padded dx.
+    Forward arrays: cols6 (C, kh, kw, nb, OH, OW), the columns of x; out (O, nb·OH·OW).
+    Backward arrays (made on first use): when dx is a convolution, g_cols6 (O, kh, kw, nb, H, W),
+    the columns of the gradient padded by k − 1 − p, and dx_out (C, nb·H·W); x_t (C, nb, H, W),
+    x channel-major, when dW comes from the gradient's columns; otherwise g_t (O, nb, OH, OW), the
+    gradient channel-major, and for dx dcols (C·kh·kw, nb·OH·OW), the gradient of the columns.
     """
 
     def __init__(self, xp, dtype, nb, x_shape, w_shape, stride, padding, pad_value):
@@ -72,20 +88,18 @@ class _Workspace:
         oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
         self.xp, self.dtype, self.sizes = xp, dtype, (nb, c, h, w, o, kh, kw, oh, ow)
         self.stride, self.padding, self.pad_value = stride, padding, pad_value
-        self.padded = xp.full((nb, c, h + 2 * ph, w + 2 * pw), pad_value, dtype=dtype)
-        self.x_in = self.padded[:, :, ph:ph + h, pw:pw + w]
         self.cols6 = xp.empty((c, kh, kw, nb, oh, ow), dtype=dtype)
-        self.x_patches = patches(self.padded, kh, kw, sh, sw, oh, ow)
         self.cols = self.cols6.reshape(c * kh * kw, nb * oh * ow)
         self.out = xp.empty((o, nb * oh * ow), dtype=dtype)
         self.out_nchw = self.out.reshape(o, nb, oh, ow).transpose(1, 0, 2, 3)
-        self.g_t = None
+        self.as_convolution = _dx_is_a_convolution(stride, padding, kh, kw)
+        self.dw_from_grad_columns = _dw_from_grad_columns(stride, padding, pad_value, kh, kw)
+        self.backward_ready = False
 
     # -- forward ----------------------------------------------------------------------------
     def unfold_x(self, x_chunk):
         """cols = im2col(x_chunk) (C·kh·kw, nb·OH·OW)."""
-        self.x_in[...] = x_chunk
-        self.cols6[...] = self.x_patches
+        im2col_into(x_chunk, self.cols6, self.stride, self.padding, self.pad_value)
         return self.cols
 
     def forward(self, x_chunk, w2, b, y_chunk):
@@ -96,48 +110,49 @@ class _Workspace:
         y_chunk[...] = self.out_nchw
 
     # -- backward ---------------------------------------------------------------------------
+    def backward(self, x_chunk, g_chunk, w_back, dx_chunk, need_w: bool):
+        """Fill dx_chunk (nb, C, H, W) unless it is None; return this chunk's share of dW (None
+        when not needed): (O·kh·kw, C) with the kernel flipped when ``dw_from_grad_columns``,
+        else dWᵀ (C·kh·kw, O). ``w_back`` is Wb (C, O·kh·kw) when dx is a convolution, else W2
+        (O, C·kh·kw); g_chunk is the output gradient (nb, O, OH, OW)."""
+        if not self.backward_ready:
+            self._make_backward_arrays()
+        need_x = dx_chunk is not None
+        dw_from_g_cols = need_w and self.dw_from_grad_columns
+        g_cols = g2 = None
+        if self.as_convolution and (need_x or dw_from_g_cols):
+            g_cols = self.unfold_grad(g_chunk)
+        if not self.as_convolution or (need_w and not dw_from_g_cols):
+            g2 = self.take_grad(g_chunk)
+        if need_x and self.as_convolution:                      # dx = Wb @ gcols
+            self.xp.matmul(w_back, g_cols, out=self.dx_out)
+            dx_chunk[...] = self.dx_nchw
+        elif need_x:                                            # dx = col2im(W2ᵀ @ g2)
+            self.xp.matmul(w_back.T, g2, out=self.dcols)
+            dx_chunk[...] = 0
+            col2im_add(self.dcols6, dx_chunk, self.stride, self.padding)
+        if dw_from_g_cols:                                      # gcols @ xᵀ
+            self.x_t[...] = x_chunk.transpose(1, 0, 2, 3)
+            return g_cols @ self.x_t.reshape(self.x_t.shape[0], -1).T
+        return self.unfold_x(x_chunk) @ g2.T if need_w else None  # dWᵀ = cols @ g2ᵀ
+
+    def unfold_grad(self, g_chunk):
+        """The columns (O·kh·kw, nb·H·W) of g_chunk (nb, O, OH, OW) padded by k − 1 − p with zeros."""
+        _, _, _, _, _, kh, kw, _, _ = self.sizes
+        ph, pw = self.padding
+        im2col_into(g_chunk, self.g_cols6, (1, 1), (kh - 1 - ph, kw - 1 - pw), 0.0)
+        return self.g_cols
+
     def take_grad(self, g_chunk):
         """Copy the output gradient (nb, O, OH, OW) channel-major; return it as g2 (O, nb·OH·OW)."""
         nb, c, h, w, o, kh, kw, oh, ow = self.sizes
-        if self.g_t is None:
-            self._make_backward_arrays()
         self.g_t[...] = g_chunk.transpose(1, 0, 2, 3)
         return self.g_t.reshape(o, nb * oh * ow)
-
-    def weight_grad(self, x_chunk, g2):
-        """dWᵀ = cols @ g2ᵀ (C·kh·kw, O), a new array."""
-        return self.unfold_x(x_chunk) @ g2.T
-
-    def input_grad(self, w_back, g2, dx_chunk):
-        """dx_chunk (nb, C, H, W) from the gradient in g_t. ``w_back`` is the flipped, transposed
-        kernel (C, O·kh·kw) for stride 1, else W2 (O, C·kh·kw)."""
-        if self.as_convolution:
-            self.g_in[...] = self.g_t
-            self.g_cols6[...] = self.g_patches
-            self.xp.matmul(w_back, self.g_cols, out=self.dx_out)
-            dx_chunk[...] = self.dx_nchw
-        else:
-            self.xp.matmul(w_back.T, g2, out=self.dcols)
-            self.dx_padded[...] = 0
-            col2im_add(self.dcols6, self.dx_padded, *self.stride)
-            dx_chunk[...] = self.dx_nchw
 
     def _make_backward_arrays(self):
         xp, dtype = self.xp, self.dtype
         nb, c, h, w, o, kh, kw, oh, ow = self.sizes
-        ph, pw = self.padding
-        self.g_t = xp.empty((o, nb, oh, ow), dtype=dtype)
-        self.as_convolution = _dx_is_a_convolution(self.stride, self.padding, kh, kw)
         if self.as_convolution:
-            qh, qw = kh - 1 - ph, kw - 1 - pw
-            g_shape = (o, nb, oh + 2 * qh, ow + 2 * qw)
-            if self.pad_value == 0 and (qh, qw) == (ph, pw) and o == c:
-                # the same shape and zero border as x's padded array: share it
-                self.g_padded = self.padded.transpose(1, 0, 2, 3)
-            else:
-                self.g_padded = xp.zeros(g_shape, dtype=dtype)
-            self.g_in = self.g_padded[:, :, qh:qh + oh, qw:qw + ow]
-            self.g_patches = patches(self.g_padded.transpose(1, 0, 2, 3), kh, kw, 1, 1, h, w)
             self.g_cols6 = _same_or_new(xp, self.cols6, (o, kh, kw, nb, h, w), dtype)
             self.g_cols = self.g_cols6.reshape(o * kh * kw, nb * h * w)
             self.dx_out = _same_or_new(xp, self.out, (c, nb * h * w), dtype)
@@ -145,8 +160,11 @@ class _Workspace:
         else:
             self.dcols = xp.empty((c * kh * kw, nb * oh * ow), dtype=dtype)
             self.dcols6 = self.dcols.reshape(c, kh, kw, nb, oh, ow)
-            self.dx_padded = xp.empty((c, nb, h + 2 * ph, w + 2 * pw), dtype=dtype)
-            self.dx_nchw = self.dx_padded[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+        if self.dw_from_grad_columns:
+            self.x_t = xp.empty((c, nb, h, w), dtype=dtype)
+        else:
+            self.g_t = xp.empty((o, nb, oh, ow), dtype=dtype)
+        self.backward_ready = True
 
 
 def _workspace(xp, dtype, nb, x_shape, w_shape, stride, padding, pad_value) -> _Workspace:
@@ -161,10 +179,19 @@ def _workspace(xp, dtype, nb, x_shape, w_shape, stride, padding, pad_value) -> _
 
 
 def _chunk_size(xp, n: int, bytes_per_image: int) -> int:
-    """How many images a chunk holds (all of them on a GPU)."""
+    """How many images a chunk holds (all of them on a GPU): at most CHUNK_BYTES of columns, and
+    of those sizes the one that deals the batch out most evenly over the threads (with 128 images,
+    2 threads and room for 10, chunks of 8: 16 chunks, 8 for each thread, not 7 against 6)."""
     if xp.__name__ != "numpy":
         return n
-    return max(1, min(n, CHUNK_BYTES // max(bytes_per_image, 1)))
+    largest = max(1, min(n, CHUNK_BYTES // max(bytes_per_image, 1)))
+    threads = num_threads()
+
+    def busiest_thread(step):                   # images of the thread with the most chunks
+        chunks = -(-n // step)
+        return -(-chunks // threads) * step
+
+    return min(range(largest, 0, -1), key=busiest_thread)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +238,8 @@ class Conv2d(Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
         dtype = xp.result_type(x, w)
-        if _dx_is_a_convolution(*ctx.geometry[2:4], kh, kw):
+        stride, padding, pad_value = ctx.geometry[2:]
+        if _dx_is_a_convolution(stride, padding, kh, kw):
             # w_back[c, o, i, j] = w[o, c, kh − 1 − i, kw − 1 − j], as (C, O·kh·kw)
             w_back = xp.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             w_back = w_back.reshape(c, o * kh * kw)
@@ -221,16 +249,22 @@ class Conv2d(Function):
 
         def chunk(n0, n1):
             ws = _workspace(xp, dtype, n1 - n0, *ctx.geometry)
-            g2 = ws.take_grad(grad[n0:n1])
-            db = g2.sum(axis=1) if need_b else None
-            dw_t = ws.weight_grad(x[n0:n1], g2) if need_w else None
-            if need_x:
-                ws.input_grad(w_back, g2, dx[n0:n1])
-            return dw_t, db
+            dw_part = ws.backward(x[n0:n1], grad[n0:n1], w_back, dx[n0:n1] if need_x else None,
+                                  need_w)
+            return dw_part, grad[n0:n1].sum(axis=(0, 2, 3)) if need_b else None
 
         parts = map_chunks(chunk, n, ctx.step, on_cpu=xp.__name__ == "numpy")
-        dw = sum(p[0] for p in parts).T.reshape(w.shape) if need_w else None
-        db = sum(p[1] for p in parts) if need_b else None
+        dw = db = None
+        if need_w:
+            dw = sum(p[0] for p in parts)
+            if _dw_from_grad_columns(stride, padding, pad_value, kh, kw):
+                # (O, kh, kw, C) with the kernel flipped -> (O, C, kh, kw)
+                dw = dw.reshape(o, kh, kw, c)[:, ::-1, ::-1].transpose(0, 3, 1, 2)
+            else:
+                dw = dw.T.reshape(w.shape)                          # (C·kh·kw, O) -> (O, C, kh, kw)
+            dw = xp.ascontiguousarray(dw)
+        if need_b:
+            db = sum(p[1] for p in parts)
         return dx, dw, db
 
 

@@ -8,14 +8,18 @@ im2col copies every kh×kw patch of the padded image into a column::
     cols[(c, i, j), (n, a, b)] = xpad[n, c, a·sh + i, b·sw + j]        (C·kh·kw, N·OH·OW)
 
 Rows are ordered (c, i, j) like ``weight.reshape(O, -1)`` of a weight (O, C, kh, kw), columns
-(n, a, b), so a convolution is one matrix product ``weight.reshape(O, -1) @ cols``. The copy reads a
-strided *view* of xpad (:func:`patches`): no Python loop over pixels.
+(n, a, b), so a convolution is one matrix product ``weight.reshape(O, -1) @ cols``. On the CPU a
+compiled Numba loop writes the columns straight from x, the border as pad_value, without making the
+padded copy; elsewhere (CuPy, or without Numba) the copy reads a strided *view* of xpad
+(:func:`patches`). Either way there is no Python loop over pixels.
 
 col2im is its adjoint: every column entry is added back onto the pixel it was copied from. That is
 the backward pass of im2col (pixels shared by several patches collect several gradients).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
@@ -61,6 +65,24 @@ def patches(xpad, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
         strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
 
 
+def im2col_into(x, cols6, stride, padding, pad_value: float) -> None:
+    """``cols6[c, i, j, n, a, b] = xpad[n, c, a·sh + i, b·sw + j]``: every kh×kw patch of x, padded
+    with ``pad_value``, written into cols6 in place.
+
+    x (N, C, H, W), cols6 (C, kh, kw, N, OH, OW); stride and padding are (for H, for W) pairs. On the
+    CPU a compiled Numba loop reads x directly (no padded copy) and releases the GIL, so threads can
+    run it side by side; otherwise one copy of the strided view :func:`patches` of a padded copy.
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    xp = get_array_module(x)
+    kernel = _compiled(_im2col_loops) if xp.__name__ == "numpy" else None
+    if kernel is not None:
+        kernel(xp.ascontiguousarray(x), cols6, sh, sw, ph, pw, pad_value)
+        return
+    _, kh, kw, _, oh, ow = cols6.shape
+    cols6[...] = patches(pad_hw(x, ph, pw, pad_value), kh, kw, sh, sw, oh, ow)
+
+
 def conv2d_im2col(x, kh: int, kw: int, stride=1, padding=0, pad_value: float = 0.0):
     """Unfold every kh×kw patch of ``x`` into a column (the im2col transform), on arrays.
 
@@ -75,17 +97,17 @@ def conv2d_im2col(x, kh: int, kw: int, stride=1, padding=0, pad_value: float = 0
         ``(weight.reshape(O, -1) @ cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3)``, and
         ``cols.T`` (a free view) holds one flattened patch per output pixel.
     """
-    sh, sw = pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
     n, c, h, w = x.shape
-    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    oh = conv_output_size(h, kh, stride[0], padding[0])
+    ow = conv_output_size(w, kw, stride[1], padding[1])
     if oh <= 0 or ow <= 0:
         raise ShapeError(f"conv2d_im2col: a {kh}x{kw} kernel does not fit the padded input "
-                         f"{h + 2 * ph}x{w + 2 * pw}")
+                         f"{h + 2 * padding[0]}x{w + 2 * padding[1]}")
     xp = get_array_module(x)
-    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
-    cols[...] = patches(pad_hw(x, ph, pw, pad_value), kh, kw, sh, sw, oh, ow)
-    return cols.reshape(c * kh * kw, n * oh * ow), (oh, ow)
+    cols6 = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    im2col_into(x, cols6, stride, padding, pad_value)
+    return cols6.reshape(c * kh * kw, n * oh * ow), (oh, ow)
 
 
 def conv2d_col2im(cols, x_shape, kh: int, kw: int, stride=1, padding=0):
@@ -98,59 +120,135 @@ def conv2d_col2im(cols, x_shape, kh: int, kw: int, stride=1, padding=0):
         (N, C, H, W): each input pixel receives the sum of the column entries that copied it (the
         border that padding added is dropped).
     """
-    sh, sw = pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
     n, c, h, w = x_shape
-    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    oh = conv_output_size(h, kh, stride[0], padding[0])
+    ow = conv_output_size(w, kw, stride[1], padding[1])
     xp = get_array_module(cols)
-    padded_t = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    col2im_add(cols.reshape(c, kh, kw, n, oh, ow), padded_t, sh, sw)
-    return xp.ascontiguousarray(padded_t[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+    x = xp.zeros(x_shape, dtype=cols.dtype)
+    col2im_add(cols.reshape(c, kh, kw, n, oh, ow), x, stride, padding)
+    return x
 
 
-def col2im_add(cols6, out, sh: int, sw: int) -> None:
-    """``out[c, n, a·sh + i, b·sw + j] += cols6[c, i, j, n, a, b]`` for every index, in place.
+def col2im_add(cols6, x, stride, padding) -> None:
+    """``x[n, c, a·sh + i − ph, b·sw + j − pw] += cols6[c, i, j, n, a, b]`` for every index that
+    lands inside x (the border is dropped), in place: the adjoint of :func:`im2col_into`.
 
-    cols6 (C, kh, kw, N, OH, OW); out (C, N, Hp, Wp), the padded image in channel-major order (the
-    same order as the columns, so both sides of every add walk memory alike). On the CPU a compiled
-    Numba loop does it in one pass; otherwise one vectorised strided add per kernel offset (kh·kw of
-    them, e.g. 9), never a Python loop over pixels.
+    cols6 (C, kh, kw, N, OH, OW), x (N, C, H, W). On the CPU a compiled Numba loop does it in one
+    pass (x must then be C-contiguous); otherwise one vectorised strided add per kernel offset (kh·kw
+    of them, e.g. 9) into a zero-padded channel-major copy, never a Python loop over pixels.
     """
+    (sh, sw), (ph, pw) = stride, padding
     xp = get_array_module(cols6)
-    kernel = _numba_col2im() if xp.__name__ == "numpy" else None
+    kernel = _compiled(_col2im_loops) if xp.__name__ == "numpy" else None
     if kernel is not None:
-        kernel(cols6, out, sh, sw)
+        kernel(cols6, x, sh, sw, ph, pw)
         return
-    _, kh, kw, _, oh, ow = cols6.shape
+    c, kh, kw, n, oh, ow = cols6.shape
+    h, w = x.shape[2:]
+    padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols6[:, i, j]
+            padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols6[:, i, j]
+    x += padded[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
 
-_col2im_kernel = None
+# ---------------------------------------------------------------------------------------------
+# The compiled loops (Numba). They index with unsigned integers: Numba then leaves out its check
+# for negative (from-the-end) indices, which would otherwise keep LLVM from vectorising the copies.
+# ---------------------------------------------------------------------------------------------
+
+_kernels: dict = {}
 
 
-def _numba_col2im():
-    """The compiled col2im loop, or None without Numba. Compiled (or loaded from the on-disk
-    cache) on first use; it releases the GIL, so threads can run it side by side."""
-    global _col2im_kernel
-    if _col2im_kernel is None:
+def _compiled(loops):
+    """``loops`` compiled by Numba (releasing the GIL, cached on disk), or None without Numba.
+    Compiled, or loaded from the cache, on first use."""
+    if loops not in _kernels:
         try:
             import numba
         except ImportError:
-            _col2im_kernel = False
+            _kernels[loops] = None
         else:
-            @numba.njit(nogil=True, cache=True)
-            def col2im(cols6, out, sh, sw):
-                c, kh, kw, n, oh, ow = cols6.shape
-                for ci in range(c):
-                    for ni in range(n):
-                        for i in range(kh):
-                            for a in range(oh):
-                                row = a * sh + i
-                                for j in range(kw):
-                                    for b in range(ow):
-                                        out[ci, ni, row, b * sw + j] += cols6[ci, i, j, ni, a, b]
+            _kernels[loops] = numba.njit(nogil=True, cache=True)(loops)
+    return _kernels[loops]
 
-            _col2im_kernel = col2im
-    return _col2im_kernel or None
+
+def _im2col_loops(x, cols6, sh, sw, ph, pw, pad_value):
+    """The loops of :func:`im2col_into`; x (N, C, H, W) and cols6 (C, kh, kw, N, OH, OW) are
+    C-contiguous, and both are walked as flat arrays.
+
+    Each (c, i, j, n) fills one (OH, OW) plane of cols6: the pixels (a, b) with a0 <= a < a1 and
+    b0 <= b < b1 read inside the image, the others get pad_value. With stride 1 and OW = W (a
+    "same" convolution) consecutive rows of the plane are consecutive in the image too, so the
+    inside is one long run (its spill into the side columns is overwritten with pad_value after);
+    otherwise the plane is filled row by row.
+    """
+    c, kh, kw, n, oh, ow = cols6.shape
+    h, w = x.shape[2], x.shape[3]
+    src, dst = x.reshape(-1), cols6.reshape(-1)
+    one_run = sh == 1 and sw == 1 and ow == w
+    start = 0                                               # dst index of the plane's (0, 0)
+    for ci in range(c):
+        for i in range(kh):
+            a0 = min(oh, max(0, (ph - i + sh - 1) // sh))     # first a with a·sh + i − ph >= 0
+            a1 = max(a0, min(oh, (h - 1 + ph - i) // sh + 1))  # past the last one < h
+            for j in range(kw):
+                b0 = min(ow, max(0, (pw - j + sw - 1) // sw))
+                b1 = max(b0, min(ow, (w - 1 + pw - j) // sw + 1))
+                for ni in range(n):
+                    origin = ((ni * c + ci) * h + i - ph) * w + j - pw    # src index of (0, 0)
+                    if one_run and b1 > b0:
+                        for t in range(a0 * ow + b0, (a1 - 1) * ow + b1):
+                            dst[np.uint64(start + t)] = src[np.uint64(origin + t)]
+                        for t in range(start, start + a0 * ow):
+                            dst[np.uint64(t)] = pad_value
+                        for a in range(a0, a1):
+                            row = start + a * ow
+                            for t in range(row, row + b0):
+                                dst[np.uint64(t)] = pad_value
+                            for t in range(row + b1, row + ow):
+                                dst[np.uint64(t)] = pad_value
+                        for t in range(start + a1 * ow, start + oh * ow):
+                            dst[np.uint64(t)] = pad_value
+                    else:
+                        for a in range(oh):
+                            row, src_row = start + a * ow, origin + a * sh * w
+                            if a < a0 or a >= a1:
+                                for b in range(ow):
+                                    dst[np.uint64(row + b)] = pad_value
+                                continue
+                            for b in range(b0):
+                                dst[np.uint64(row + b)] = pad_value
+                            if sw == 1:
+                                for b in range(b0, b1):
+                                    dst[np.uint64(row + b)] = src[np.uint64(src_row + b)]
+                            else:
+                                for b in range(b0, b1):
+                                    dst[np.uint64(row + b)] = src[np.uint64(src_row + b * sw)]
+                            for b in range(b1, ow):
+                                dst[np.uint64(row + b)] = pad_value
+                    start += oh * ow
+
+
+def _col2im_loops(cols6, x, sh, sw, ph, pw):
+    """The loops of :func:`col2im_add`, those of :func:`_im2col_loops` run backwards: each entry
+    of the inside of a plane is added onto its pixel. cols6 and x are C-contiguous."""
+    c, kh, kw, n, oh, ow = cols6.shape
+    h, w = x.shape[2], x.shape[3]
+    src, dst = cols6.reshape(-1), x.reshape(-1)
+    start = 0                                               # src index of the plane's (0, 0)
+    for ci in range(c):
+        for i in range(kh):
+            a0 = min(oh, max(0, (ph - i + sh - 1) // sh))
+            a1 = max(a0, min(oh, (h - 1 + ph - i) // sh + 1))
+            for j in range(kw):
+                b0 = min(ow, max(0, (pw - j + sw - 1) // sw))
+                b1 = max(b0, min(ow, (w - 1 + pw - j) // sw + 1))
+                for ni in range(n):
+                    origin = ((ni * c + ci) * h + i - ph) * w + j - pw    # dst index of (0, 0)
+                    for a in range(a0, a1):
+                        row, dst_row = start + a * ow, origin + a * sh * w
+                        for b in range(b0, b1):
+                            dst[np.uint64(dst_row + b * sw)] += src[np.uint64(row + b)]
+                    start += oh * ow
