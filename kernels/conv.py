@@ -36,7 +36,7 @@ import numpy as np
 from tinybnn.errors import ConfigError, ShapeError
 
 from .backends import resolve_backend
-from .pack import _unpack_bool_last, check_words, n_words, unpack_bits
+from .pack import _unpack_bool_last, check_words, n_words, pack_bits, unpack_bits
 
 PAD_VALUES = (0.0, 1.0, -1.0)
 
@@ -64,12 +64,17 @@ class FloatTail:
     residual unit (batch norm, shortcut, hardtanh), applied in this order::
 
         y = ((y - mean[o]) * inv_std[o]) * gamma[o] + beta[o]
-        y = y + residual
+        y = y + shortcut
         y = clip(y, low, high)
 
     each a float32 operation as separate NumPy ops make it, so the values are those of running
     the ops after the convolution. Every part may be None (skipped). Shapes: mean, inv_std, gamma,
-    beta (Cout,) float32; residual (B, Cout, Ho, Wo) float32; clip a (low, high) pair.
+    beta (Cout,) float32; clip a (low, high) pair; residual (B, Cr, Hr, Wr) float32, from which
+    the shortcut is made: with the defaults (pool 1, offset 0) the residual itself, of the
+    output's shape; else a downsampling shortcut, AvgPool2d(residual_pool) followed by zero
+    channels: output channel o gets channel o - residual_offset of the residual average-pooled
+    over residual_pool x residual_pool windows (Hr // pool = Ho, Wr // pool = Wo; the window's
+    values summed in row order, then divided), and +0.0 where that channel does not exist.
     """
 
     mean: object = None
@@ -78,11 +83,14 @@ class FloatTail:
     beta: object = None
     residual: object = None
     clip: tuple[float, float] | None = None
+    residual_pool: int = 1
+    residual_offset: int = 0
 
 
 def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.0,
                   scale=None, bias=None, threshold=None, flip=None, width=None,
-                  tail: FloatTail | None = None, backend: str | None = None):
+                  tail: FloatTail | None = None, sign_bits: bool = False,
+                  backend: str | None = None):
     """Binary 2-D convolution (cross-correlation, as PyTorch) on packed bits.
 
     Args:
@@ -99,18 +107,22 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
         width: the true width W when ``x`` is packed.
         tail: a :class:`FloatTail` applied to the float output (scale/bias); the numba backend
             does it in the convolution's output stage, the others after the kernel.
+        sign_bits: with the float output, also return its signs packed along the width,
+            ``pack_bits(out, axis=-1)`` (sign(0) = +1): the next binary layer's packed input,
+            which the numba backend writes in the output stage (no pass over the floats).
         backend: "numpy", "numba", "cupy" or None (see ``available_backends``).
 
     Returns:
         int32 (B, Cout, Ho, Wo) dots; or float32 (B, Cout, Ho, Wo); or uint64 (B, Cout, Ho,
-        ceil(Wo/64)) packed bits. Ho = (H + 2*ph - kh) // sh + 1, likewise Wo. On x's device.
+        ceil(Wo/64)) packed bits; with ``sign_bits`` the pair (float32 output, uint64 packed
+        signs). Ho = (H + 2*ph - kh) // sh + 1, likewise Wo. On x's device.
 
     Raises:
         ShapeError: x not 4-D, weights that do not fit C*kh*kw, per-channel arrays of the wrong
             length, a residual of another shape than the output, a kernel larger than the
             padded input, packed x without width.
         ConfigError: bad pad_value / stride / padding / flip, both transforms at once, a tail
-            without the float output, or an unknown or unavailable backend.
+            or sign_bits without the float output, or an unknown or unavailable backend.
     """
     backend = resolve_backend(backend, x, w_packed)
     kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
@@ -129,6 +141,9 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
     epilogue = _epilogue(correction, cout, channels * kh * kw, scale, bias, threshold, flip)
     if tail is not None:
         _check_tail(tail, epilogue, (batch, cout, out_h, out_w))
+    if sign_bits and epilogue.kind != "affine":
+        raise ConfigError("binary_conv2d: sign_bits= packs the signs of the float output; give "
+                          "scale/bias too (or threshold/flip alone for bits only)")
 
     if backend == "numba":
         if kw > 64:
@@ -138,7 +153,7 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
         # sign, padding and packing happen in one pass inside (no padded bool map)
         return cpu_conv.binary_conv2d(x, width, padding, pad_value >= 0,
                                       np.ascontiguousarray(w_packed), kh, kw, stride, epilogue,
-                                      tail)
+                                      tail, sign_bits)
     padded = _pad(_input_bits(x, width), padding, pad_bit=pad_value >= 0)
     if backend == "numpy":
         from . import reference
@@ -147,7 +162,9 @@ def binary_conv2d(x, w_packed, kernel_size, *, stride=1, padding=0, pad_value=0.
     else:
         from . import gpu
         out = gpu.binary_conv2d(padded, w_packed, kh, kw, stride, epilogue)
-    return out if tail is None else apply_tail(out, tail)
+    if tail is not None:
+        out = apply_tail(out, tail)
+    return (out, pack_bits(out, axis=-1)) if sign_bits else out
 
 
 def apply_tail(y, tail: FloatTail):
@@ -159,10 +176,30 @@ def apply_tail(y, tail: FloatTail):
         if values is not None:
             operation(y, xp.asarray(values, dtype=np.float32).reshape(1, -1, 1, 1), out=y)
     if tail.residual is not None:
-        y += xp.asarray(tail.residual, dtype=np.float32)
+        y += _shortcut(xp, tail, y.shape)
     if tail.clip is not None:
         xp.clip(y, np.float32(tail.clip[0]), np.float32(tail.clip[1]), out=y)
     return y
+
+
+def _shortcut(xp, tail: FloatTail, out_shape):
+    """The shortcut a FloatTail adds, (B, Cout, Ho, Wo) float32: its residual average-pooled
+    (window values summed in row order, then divided) and placed at its channel offset."""
+    residual = xp.asarray(tail.residual, dtype=np.float32)
+    pool, offset = tail.residual_pool, tail.residual_offset
+    if pool > 1:
+        out_h, out_w = out_shape[2:]
+        windows = [residual[:, :, i:i + pool * out_h:pool, j:j + pool * out_w:pool]
+                   for i in range(pool) for j in range(pool)]
+        residual = windows[0].copy()
+        for window in windows[1:]:
+            residual += window
+        residual /= np.float32(pool * pool)
+    if offset == 0 and residual.shape[1] == out_shape[1]:
+        return residual
+    padded = xp.zeros(out_shape, np.float32)
+    padded[:, offset:offset + residual.shape[1]] = residual
+    return padded
 
 
 def conv_output_size(size, kernel_size, stride, padding) -> tuple[int, int]:
@@ -375,10 +412,25 @@ def _check_tail(tail, epilogue: Epilogue, out_shape) -> None:
     for name in ("mean", "inv_std", "gamma", "beta"):
         if getattr(tail, name) is not None:
             _per_channel(getattr(tail, name), out_shape[1], f"tail.{name}")
-    residual = tail.residual
-    if residual is not None and tuple(getattr(residual, "shape", ())) != tuple(out_shape):
+    if tail.residual is not None:
+        _check_residual(tail, out_shape)
+
+
+def _check_residual(tail: FloatTail, out_shape) -> None:
+    """ShapeError / ConfigError unless the residual makes a shortcut of the output's shape."""
+    pool, offset = tail.residual_pool, tail.residual_offset
+    if not (isinstance(pool, (int, np.integer)) and pool >= 1
+            and isinstance(offset, (int, np.integer)) and offset >= 0):
+        raise ConfigError(f"binary_conv2d: tail.residual_pool must be an int >= 1 and "
+                          f"tail.residual_offset an int >= 0, got {pool!r}, {offset!r}")
+    shape = tuple(getattr(tail.residual, "shape", ()))
+    batch, cout, out_h, out_w = out_shape
+    if not (len(shape) == 4 and shape[0] == batch and offset + shape[1] <= cout
+            and shape[2] // pool == out_h and shape[3] // pool == out_w):
         raise ShapeError(f"binary_conv2d: tail.residual must have the output's shape "
-                         f"{tuple(out_shape)}, got {getattr(residual, 'shape', None)}")
+                         f"{tuple(out_shape)}, or (B, Cr, Hr, Wr) with Hr // p = Ho, "
+                         f"Wr // p = Wo and f + Cr <= Cout for residual_pool p and "
+                         f"residual_offset f; got {shape or None} with p = {pool}, f = {offset}")
 
 
 def _per_channel(values, cout: int, name: str) -> np.ndarray:

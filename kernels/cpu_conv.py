@@ -11,7 +11,8 @@ small buffers (cache resident, nothing of the size of the batch is allocated or 
    and packed along the width, (C, band input rows, ceil(Wp/64)) uint64 with Wp = W + 2*pw.
    Padded row r, bit p is input pixel (r - ph, p - pw): word p // 64, bit p % 64, little-endian
    as everywhere (pack.py). Border bits are the pad bit (``pad_value >= 0``: a zero border is
-   packed as +1 and corrected after the GEMM, see conv.py); bits past Wp are 0;
+   packed as +1 and corrected after the GEMM, see conv.py); bits past Wp are 0. An input that
+   is packed already (a previous layer's sign bits) only has its rows shifted into place;
 2. **patches**: (ceil(C*kh*kw/64), band positions) uint64, word-major: word w of the patch of
    band position m at [w, m], patch bits in (c, i, j) order, the order of
    ``w.reshape(Cout, -1)``. Kernel row i of channel c is a ``kw``-bit piece of one packed row
@@ -20,22 +21,27 @@ small buffers (cache resident, nothing of the size of the batch is allocated or 
 3. **GEMM + output**: 64 positions at a time go through ``_count_mismatches`` (64 positions x
    4 output channels per pass); while those dots are in cache the zero-padding correction is
    subtracted and the output transform applied (for the float output, with the float tail of
-   ``conv.FloatTail``: a residual unit's batch norm, shortcut and clip), writing a contiguous
-   slice of ``out[b, n]`` (NCHW directly: a band's positions are consecutive in (ho, wo)).
+   ``conv.FloatTail``: a residual unit's batch norm, shortcut and clip; a pooled shortcut is
+   pooled once per item), writing a contiguous slice of ``out[b, n]`` (NCHW directly: a
+   band's positions are consecutive in (ho, wo)) and, when asked, the sign bits of those 64
+   values into the packed rows of the next layer's input (one vector compare, then a piece per
+   output row).
 
 One kernel serves the three output kinds (the branch is taken per block of 64 outputs) and it is
-compiled for two input types only: float32 (``cut`` 0.0) and a bool map viewed as uint8 (``cut``
-1); packed bits and other dtypes are turned into a bool map first.
+compiled for three input types: float32 (``cut`` 0.0), a bool map viewed as uint8 (``cut`` 1)
+and packed uint64 rows; other dtypes are turned into a bool map first.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
 from .cpu import BLOCK_ROWS, COLS, _count_mismatches, _pad_rows
-from .pack import _pack_bool_last, _unpack_bool_last, n_words
+from .pack import _pack_bool_last, n_words
 
 #: output kinds of ``_conv_kernel``
 DOTS, AFFINE, THRESHOLD = 0, 1, 2
@@ -46,6 +52,25 @@ ITEM_POSITIONS = 1024
 # --------------------------------------------------------------------------------------------
 # bit helpers
 # --------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def _sign_mask_64(typingctx, values):
+    """_sign_mask_64(values) -> uint64 with bit t = ``values[t] >= 0`` for t < 64, of a
+    contiguous 1-D float32 array of at least 64 values (sign(0) = +1, NaN gives 0): one vector
+    compare whose 64 result bits are the word (``vcmpps`` into mask registers on AVX-512)."""
+    if not (isinstance(values, types.Array) and values.dtype == types.float32
+            and values.ndim == 1 and values.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        vector = ir.VectorType(ir.FloatType(), 64)
+        loaded = builder.load(builder.bitcast(array.data, vector.as_pointer()), align=4)
+        positive = builder.fcmp_ordered(">=", loaded, ir.Constant(vector, None))
+        return builder.bitcast(positive, ir.IntType(64))
+
+    return types.uint64(values), codegen
 
 
 @njit(inline="always")
@@ -112,6 +137,54 @@ def _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows):
                 target[p >> 6] |= word << shift
                 if (p & 63) + count > 64:                  # crosses into the next word
                     target[(p >> 6) + 1] |= word >> (np.uint64(64) - shift)
+
+
+@njit(inline="always")
+def _shift_band_rows(words, width, image, first_row, ph, pw, edge, full, rows):
+    """``_pack_band_rows`` for input that is packed already: words (B, C, H, ceil(width/64))
+    uint64, bit = sign. Each row is moved ``pw`` bits up (bits past ``width`` cleared) and OR-ed
+    with the border bits ``edge``; ``full`` for the ph rows above and below the image."""
+    height, in_words = words.shape[2], words.shape[3]
+    channels, band_rows, row_words = rows.shape
+    last = _low_bits(width - 64 * (in_words - 1))        # the real bits of a row's last word
+    skip, shift = pw >> 6, np.uint64(pw & 63)
+    for c in range(channels):
+        for t in range(band_rows):
+            r = first_row + t - ph
+            target = rows[c, t]
+            if r < 0 or r >= height:
+                for w in range(row_words):
+                    target[w] = full[w]
+                continue
+            source = words[image, c, r]
+            if row_words == 1:                             # the common case: Wp <= 64
+                target[0] = edge[0] | ((source[0] & last) << shift)
+                continue
+            for w in range(row_words):
+                target[w] = edge[w]
+            for w in range(in_words):
+                word = source[w] & last if w == in_words - 1 else source[w]
+                target[w + skip] |= word << shift
+                if shift and w + skip + 1 < row_words:     # crosses into the next word
+                    target[w + skip + 1] |= word >> (np.uint64(64) - shift)
+
+
+def _band_rows(x, cut, width, image, first_row, ph, pw, edge, full, rows):
+    """The packed, padded rows of a band (``rows``, as ``_pack_band_rows`` fills them) from any
+    kernel input: real or 0/1 values are binarized and packed (``x >= cut``), packed uint64
+    rows of true width ``width`` are shifted into place. Compiled per input type (overload)."""
+
+
+@overload(_band_rows, inline="always")
+def _band_rows_for(x, cut, width, image, first_row, ph, pw, edge, full, rows):
+    if x.dtype == types.uint64:
+        def shift_words(x, cut, width, image, first_row, ph, pw, edge, full, rows):
+            _shift_band_rows(x, width, image, first_row, ph, pw, edge, full, rows)
+        return shift_words
+
+    def pack_values(x, cut, width, image, first_row, ph, pw, edge, full, rows):
+        _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows)
+    return pack_values
 
 
 @njit(inline="always")
@@ -239,46 +312,128 @@ def _load_panel_t(patches_t, first, panel):
 
 
 # --------------------------------------------------------------------------------------------
+# the output stage's float tail and sign bits
+# --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _pool_band(residual, image, ho0, out_w, geometry, pooled):
+    """pooled[c, m] = the average-pooled residual at band position m (output rows ho0 onwards)
+    of channel c: residual (B, Cr, Hr*Wr) float32, geometry (pool, offset, Wr); the window's
+    values summed in row order, then divided by pool*pool, as avg_pool2d does."""
+    pool, width = geometry[0], geometry[2]
+    divisor = np.float32(pool * pool)
+    for c in range(pooled.shape[0]):
+        source = residual[image, c]
+        for dh in range(pooled.shape[1] // out_w):
+            target = pooled[c, dh * out_w:(dh + 1) * out_w]
+            corner = (ho0 + dh) * pool * width
+            if pool == 2:                             # the usual case, with constant strides
+                top, bottom = source[corner:corner + width], source[corner + width:]
+                for u in range(out_w):
+                    target[u] = ((top[2 * u] + top[2 * u + 1]) + bottom[2 * u]
+                                 + bottom[2 * u + 1]) / divisor
+                continue
+            for tap in range(pool * pool):
+                row = source[corner + (tap // pool) * width + tap % pool:]
+                if tap == 0:
+                    for u in range(out_w):
+                        target[u] = row[u * pool]
+                else:
+                    for u in range(out_w):
+                        target[u] += row[u * pool]
+            for u in range(out_w):
+                target[u] /= divisor
+
+
+@njit(inline="always")
+def _shortcut_row(band, channel, start, length, constants):
+    """The ``length`` shortcut values of ``channel`` from band column ``start``: band[channel,
+    start:start + length], or, when ``channel`` is outside the band (no residual, or the zero
+    channels of a padded shortcut), a row of constants (BLOCK_ROWS,): -0.0 (adds nothing, -0.0
+    included) for no residual, +0.0 (what adding a zero channel does) for a padded one."""
+    if 0 <= channel < band.shape[0]:
+        return band[channel, start:start + length]
+    return constants[:length]
+
+
+@njit(inline="always")
+def _put_sign_bits(values, ho, wo, out_w, rows):
+    """OR the sign bits ``values[t] >= 0`` (sign(0) = +1, t < 64) of the output positions from
+    (ho, wo) on, in row-major order, into rows (Ho, ceil(Wo/64)) uint64, zeroed before: position
+    (ho, wo) is bit wo % 64 of rows[ho, wo // 64], the layout of ``pack_bits(out, axis=-1)``."""
+    count = values.shape[0]
+    if count == 64:
+        mask = _sign_mask_64(values)
+    else:
+        mask = _pack_word(values, np.float32(0))
+    t = 0
+    while t < count:                                  # pieces that stay within one word
+        piece = min(64 - (wo & 63), out_w - wo, count - t)
+        rows[ho, wo >> 6] |= ((mask >> np.uint64(t)) & _low_bits(piece)) << np.uint64(wo & 63)
+        t += piece
+        wo += piece
+        if wo == out_w:
+            ho, wo = ho + 1, 0
+
+
+# --------------------------------------------------------------------------------------------
 # the fused kernel
 # --------------------------------------------------------------------------------------------
 
 
 @njit(parallel=True, cache=True)
-def _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_h, b, k,
-                 correction, kind, scale, bias, tail, residual, has_residual, low, high, flip,
-                 threshold, out_dots, out_float, out_bits):
+def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_h, b, k,
+                 correction, kind, scale, bias, tail, residual, geometry, low, high, flip,
+                 threshold, out_dots, out_float, out_bits, out_sign):
     """The whole convolution, output (B, N, out_h*out_w) in the array of ``kind``.
 
     dot[img, n, p] = k - 2 * popcount(patch(img, p) ^ b[n]) - correction[n, p], then
     kind DOTS: out_dots int32 = dot; AFFINE: out_float float32 = float32(dot) * scale[n] +
     bias[n], then the float tail of conv.FloatTail: ((v - mean) * inv_std) * gamma + beta with
-    tail (4, N) = the mean, inv_std, gamma, beta rows, + residual (B, N, out_h*out_w) when
-    ``has_residual``, clipped to [low, high] (absent parts are given as identities);
-    THRESHOLD: out_bits uint8 = (dot * flip[n] >= threshold[n]). The two other output arrays
-    (and unused per-channel arrays) are ignored.
+    tail (4, N) = the mean, inv_std, gamma, beta rows, + the shortcut from residual (B, Cr,
+    Hr*Wr) and geometry = its (pool, offset, Wr) (``FloatTail``'s residual_pool and
+    residual_offset; skipped when residual is empty), clipped to [low, high] (absent
+    parts are given as identities), and when out_sign is not empty the sign bits of the result
+    in out_sign (B, N, out_h, ceil(out_w/64)) uint64 (zeroed); THRESHOLD: out_bits uint8 =
+    (dot * flip[n] >= threshold[n]). The other output arrays (and unused per-channel arrays)
+    are ignored.
 
-    x (B, C, H, W) float32 or uint8 0/1, binarized as ``x >= cut``; b (N4, words) the packed
-    weights zero-padded to a multiple of 4 rows; correction (N, out_h*out_w) int32.
+    x (B, C, H, W) float32 or uint8 0/1, binarized as ``x >= cut``, or uint64 (B, C, H,
+    ceil(width/64)) packed rows; width the true input width; b (N4, words) the packed weights
+    zero-padded to a multiple of 4 rows; correction (N, out_h*out_w) int32.
     """
     batch, channels = x.shape[0], x.shape[1]
     words = b.shape[1]
     row_words = edge.shape[0]
     n_cols = correction.shape[0]
     bands = (out_h + band_h - 1) // band_h
+    has_residual, has_sign = residual.size > 0, out_sign.size > 0
+    pool, offset = geometry[0], geometry[1]
     for item in prange(batch * bands):
         image = item // bands
         ho0 = (item - image * bands) * band_h
         h = min(band_h, out_h - ho0)
         rows = np.empty((channels, (h - 1) * sh + kh, row_words), np.uint64)
-        _pack_band_rows(x, cut, image, ho0 * sh, ph, pw, edge, full, rows)
+        _band_rows(x, cut, width, image, ho0 * sh, ph, pw, edge, full, rows)
         patches = np.empty((words, h * out_w), np.uint64)
         _band_patches(rows, kh, kw, sh, sw, out_w, patches)
+        # the shortcut rows of the band: the residual itself, or its pooled band (position
+        # origin + m of the image at column m)
+        band, origin = residual[image if has_residual else 0], 0
+        if has_residual and pool > 1:
+            band, origin = np.empty((residual.shape[1], h * out_w), np.float32), ho0 * out_w
+            _pool_band(residual, image, ho0, out_w, geometry, band)
+
+        # no residual: x + -0.0 = x; a zero channel of a padded shortcut: x + 0.0
+        constants = np.full(BLOCK_ROWS, np.float32(0.0) if has_residual else np.float32(-0.0))
 
         panel = np.empty((words, BLOCK_ROWS), np.uint64)
         acc = np.empty((COLS, BLOCK_ROWS), np.int64)
         for first in range(0, h * out_w, BLOCK_ROWS):
             length = _load_panel_t(patches, first, panel)
             p0 = ho0 * out_w + first                      # position in the image
+            ho, wo = divmod(p0, out_w)
             for j in range(0, n_cols, COLS):
                 _count_mismatches(panel, b, j, acc)
                 for c in range(min(COLS, n_cols - j)):
@@ -293,16 +448,15 @@ def _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_
                         target_float = out_float[image, n, p0:p0 + length]
                         s, o = scale[n], bias[n]
                         mean, inv_std, gamma, beta = tail[0, n], tail[1, n], tail[2, n], tail[3, n]
+                        shortcut = _shortcut_row(band, n - offset, p0 - origin, length,
+                                                 constants)
                         for t in range(length):            # float32 ops in the tail's order
                             dot = k - 2 * mismatches[t] - fix[t]
                             v = np.float32(dot) * s + o
-                            target_float[t] = ((v - mean) * inv_std) * gamma + beta
-                        if has_residual:
-                            shortcut = residual[image, n, p0:p0 + length]
-                            for t in range(length):
-                                target_float[t] += shortcut[t]
-                        for t in range(length):
-                            target_float[t] = min(max(target_float[t], low), high)
+                            v = ((v - mean) * inv_std) * gamma + beta + shortcut[t]
+                            target_float[t] = min(max(v, low), high)
+                        if has_sign:
+                            _put_sign_bits(target_float, ho, wo, out_w, out_sign[image, n])
                     else:
                         target_bits = out_bits[image, n, p0:p0 + length]
                         f, limit = flip[n], threshold[n]
@@ -331,33 +485,36 @@ def _im2col_pack_kernel(x, kh, kw, sh, sw, out_h, out_w, edge, full, patches_t):
 
 
 def _as_kernel_input(x, width):
-    """(x, cut) as ``_conv_kernel`` takes them: float32 as is, everything else as a 0/1 uint8
-    map (packed uint64 bits are unpacked with their true ``width``)."""
-    if x.dtype == np.float32:
-        return np.ascontiguousarray(x), np.float32(0)
-    if x.dtype == np.uint64:
-        x = _unpack_bool_last(x, width)
-    elif x.dtype != np.bool_:
+    """(x, cut) as ``_conv_kernel`` takes them: float32 and packed uint64 rows as they are,
+    everything else as a 0/1 uint8 map (``cut`` is unused for packed rows)."""
+    if x.dtype in (np.float32, np.uint64):
+        return np.ascontiguousarray(x), x.dtype.type(0)
+    if x.dtype != np.bool_:
         x = x >= 0
     return np.ascontiguousarray(x).view(np.uint8), np.uint8(1)
 
 
 def _tail_arrays(tail, cout: int):
-    """(rows, residual, low, high) of ``_conv_kernel`` for a conv.FloatTail or None: rows (4, cout)
-    float32 = mean, inv_std, gamma, beta, with the identities 0, 1, 1, -0.0 for absent parts
-    (x - 0, x * 1 and x + -0.0 give x bit for bit, -0.0 included); residual C-contiguous float32
-    or None; (low, high) the clip, (-inf, inf) when absent."""
+    """(rows, residual, geometry, low, high) of ``_conv_kernel`` for a conv.FloatTail or None:
+    rows (4, cout) float32 = mean, inv_std, gamma, beta, with the identities 0, 1, 1, -0.0 for
+    absent parts (x - 0, x * 1 and x + -0.0 give x bit for bit, -0.0 included); residual
+    (B, Cr, Hr*Wr) C-contiguous float32, empty (1, 0, 0) when absent; geometry the (pool,
+    offset, Wr) of its shortcut; (low, high) the clip, (-inf, inf) when absent."""
     rows = np.empty((4, cout), np.float32)
     rows[:] = np.array([0.0, 1.0, 1.0, -0.0], np.float32)[:, None]
+    residual, geometry = np.empty((1, 0, 0), np.float32), (1, 0, 0)
     if tail is None:
-        return rows, None, np.float32(-np.inf), np.float32(np.inf)
+        return rows, residual, geometry, np.float32(-np.inf), np.float32(np.inf)
     for row, values in enumerate((tail.mean, tail.inv_std, tail.gamma, tail.beta)):
         if values is not None:
             rows[row] = values
-    residual = (None if tail.residual is None
-                else np.ascontiguousarray(tail.residual, dtype=np.float32))
+    if tail.residual is not None:
+        batch, channels, height, width = tail.residual.shape
+        residual = np.ascontiguousarray(tail.residual, dtype=np.float32).reshape(
+            batch, channels, height * width)
+        geometry = (tail.residual_pool, tail.residual_offset, width)
     low, high = (-np.inf, np.inf) if tail.clip is None else tail.clip
-    return rows, residual, np.float32(low), np.float32(high)
+    return rows, residual, geometry, np.float32(low), np.float32(high)
 
 
 def _border_words(width: int, pw: int, pad_bit: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -390,14 +547,16 @@ def im2col_pack(bits: np.ndarray, kh: int, kw: int, stride) -> np.ndarray:
 
 
 def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: int, kw: int,
-                  stride, epilogue, tail=None):
+                  stride, epilogue, tail=None, sign_bits: bool = False):
     """Binary convolution of the *unpadded* input x: (B, C, H, W) real or bool, or uint64
     (B, C, H, ceil(W/64)) bits packed along the width with ``width`` = W. The border (padding
     (ph, pw)) is ``pad_bit``, applied while packing. Weights (Cout, words) packed; epilogue and
     result as ``reference.binary_conv2d``; ``tail`` (a checked conv.FloatTail, affine epilogue
-    only) is applied in the output stage."""
+    only) is applied in the output stage, and with ``sign_bits`` (affine only) the result is
+    (out, pack_bits(out, axis=-1)), the packed signs written by the output stage too."""
     x, cut = _as_kernel_input(x, width)
-    batch, channels, height, in_width = x.shape
+    batch, channels, height = x.shape[:3]
+    in_width = x.shape[3] if width is None else width
     (ph, pw), (sh, sw) = padding, stride
     out_h = (height + 2 * ph - kh) // sh + 1
     out_w = (in_width + 2 * pw - kw) // sw + 1
@@ -414,6 +573,8 @@ def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: in
         kind, out_float = AFFINE, np.empty(shape, dtype=np.float32)
     else:
         kind, out_bits = THRESHOLD, np.empty(shape, dtype=np.uint8)
+    out_sign = (np.zeros((batch, cout, out_h, n_words(out_w)), np.uint64) if sign_bits
+                else np.empty((0, 0, 0, 0), np.uint64))
     scale = none_f if epilogue.scale is None else np.ascontiguousarray(epilogue.scale, np.float32)
     bias = none_f if epilogue.bias is None else np.ascontiguousarray(epilogue.bias, np.float32)
     flip = none_i if epilogue.flip is None else np.ascontiguousarray(epilogue.flip, np.int32)
@@ -421,16 +582,15 @@ def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: in
                  else np.ascontiguousarray(epilogue.threshold, np.int32))
     unused = (np.empty((0, 0, 0), np.int32), np.empty((0, 0, 0), np.float32),
               np.empty((0, 0, 0), np.uint8))
-    rows, residual, low, high = _tail_arrays(tail, cout)
-    _conv_kernel(x, cut, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w,
+    rows, residual, geometry, low, high = _tail_arrays(tail, cout)
+    _conv_kernel(x, cut, in_width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w,
                  _band_height(batch, out_h, out_w), _pad_rows(w_packed, COLS),
-                 np.int64(channels * kh * kw), correction, kind, scale, bias, rows,
-                 unused[1] if residual is None else residual.reshape(shape),
-                 residual is not None, low, high, flip, threshold,
+                 np.int64(channels * kh * kw), correction, kind, scale, bias, rows, residual,
+                 geometry, low, high, flip, threshold,
                  unused[0] if out_dots is None else out_dots,
                  unused[1] if out_float is None else out_float,
-                 unused[2] if out_bits is None else out_bits)
+                 unused[2] if out_bits is None else out_bits, out_sign)
     if kind == THRESHOLD:
         return _pack_bool_last(out_bits.reshape(batch, cout, out_h, out_w).view(bool))
-    out = out_dots if kind == DOTS else out_float
-    return out.reshape(batch, cout, out_h, out_w)
+    out = (out_dots if kind == DOTS else out_float).reshape(batch, cout, out_h, out_w)
+    return (out, out_sign) if sign_bits else out

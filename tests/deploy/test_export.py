@@ -15,7 +15,7 @@ import pytest
 from tinybnn import Tensor, nn, no_grad, surge
 from tinybnn.deploy import InferenceModel, export, export_checkpoint, export_command
 from tinybnn.errors import CheckpointError, ConfigError, ShapeError
-from tinybnn.kernels import available_backends, gpu
+from tinybnn.kernels import available_backends, gpu, pack_bits
 from tinybnn.models import binary_cnn, binary_mlp, resnet18, resnet20, vgg_small
 from tinybnn.quant import DorefaWeight
 
@@ -314,13 +314,18 @@ def _step_kinds(inference, backend):
 
 def test_numba_plan_fuses_residual_units_into_the_convolutions(zoo):
     """On "numba" every binary conv -> batch_norm -> add -> hardtanh is one step (the float tail
-    in the kernel's output stage) and every avg_pool2d -> pad_channels shortcut one pass; the
-    values are those of the unfused ops, bit for bit."""
+    in the kernel's output stage), the two avg_pool2d -> pad_channels shortcuts included, and
+    every unit but the last also writes its output's packed signs, which the next convolution
+    reads; the values are those of the unfused ops, bit for bit."""
     _, x, _, r20 = zoo("resnet20_w1a1")
     step_kinds = _step_kinds(r20, "numba")
-    assert step_kinds.count("binary_conv2d+batch_norm+add+hardtanh") == 18
-    assert step_kinds.count("avg_pool2d+pad_channels") == 2
-    assert "binary_conv2d" not in step_kinds and "avg_pool2d" not in step_kinds
+    assert step_kinds.count("binary_conv2d+batch_norm+add+hardtanh") == 16
+    assert step_kinds.count("binary_conv2d+batch_norm+add+hardtanh+avg_pool2d+pad_channels") == 2
+    assert "binary_conv2d" not in step_kinds and "avg_pool2d+pad_channels" not in step_kinds
+    steps, _ = r20._plan("numba")
+    convs = [step for step in steps if step.ops[0].kind == "binary_conv2d"]
+    assert [len(step.outputs) for step in convs] == [2] * 17 + [1]
+    assert [step.inputs[0] for step in convs[1:]] == [step.outputs[1] for step in convs[:-1]]
     assert len(_step_kinds(r20, "numpy")) == len(r20.ops)
     np.testing.assert_array_equal(r20.predict(x, backend="numba"),
                                   r20.predict(x, backend="numpy"))
@@ -333,18 +338,51 @@ def _run_ops(rt, ops, x, residual=None):
     return x
 
 
+def _conv_step(inference, shortcut: bool):
+    """The conv, its tail ops and its shortcut ops of the first fused convolution step with or
+    without a pooled shortcut."""
+    step = next(s for s in inference._plan("numba")[0] if s.ops[0].kind == "binary_conv2d"
+                and (s.ops[-1].kind == "pad_channels") == shortcut)
+    chain = [op for op in step.ops if op.kind not in ("avg_pool2d", "pad_channels")]
+    return chain[0], tuple(chain[1:]), tuple(op for op in step.ops if op not in chain)
+
+
 @pytest.mark.parametrize("residual_shape", [(2, 16, 32, 32), (1, 16, 1, 1)])
-def test_fused_convolution_step_equals_the_separate_ops(zoo, residual_shape):
+@pytest.mark.parametrize("sign_bits", [False, True])
+def test_fused_convolution_step_equals_the_separate_ops(zoo, residual_shape, sign_bits):
     """A residual of the output's shape goes into the kernel; one that broadcasts falls back to
-    the convolution followed by the fused float pass. Both give the separate ops' values."""
+    the convolution followed by the fused float pass. Both give the separate ops' values, and
+    with sign_bits their packed signs."""
     _, _, _, r20 = zoo("resnet20_w1a1")
-    conv, *tail = next(s.ops for s in r20._plan("numba")[0] if s.ops[0].kind == "binary_conv2d")
+    conv, tail, _ = _conv_step(r20, shortcut=False)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 16, 32, 32)).astype(np.float32)
     residual = rng.standard_normal(residual_shape).astype(np.float32)
     fused = export_module._run_conv_tail(r20._runtime("numba"), x, residual, conv=conv,
-                                         members=tuple(tail))
+                                         members=tail, sign_bits=sign_bits)
     expected = _run_ops(r20._runtime("numpy"), [conv, *tail], x, residual)
+    if sign_bits:
+        fused, bits = fused
+        assert bits.width == 32
+        np.testing.assert_array_equal(bits.words, pack_bits(expected, axis=-1))
+    np.testing.assert_array_equal(fused, expected)
+
+
+@pytest.mark.parametrize("residual_shape", [(2, 16, 32, 32), (2, 16, 2, 2)])
+def test_fused_shortcut_step_equals_the_separate_ops(zoo, residual_shape):
+    """A downsampling unit: the avg_pool2d -> pad_channels shortcut of its input is computed in
+    the convolution's output stage (or, for an input the kernel cannot pool into the output's
+    shape, by the separate ops); the values are those of the separate ops."""
+    _, _, _, r20 = zoo("resnet20_w1a1")
+    conv, tail, shortcut = _conv_step(r20, shortcut=True)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 32, 32)).astype(np.float32)
+    block_input = rng.standard_normal(residual_shape).astype(np.float32)
+    fused = export_module._run_conv_tail(r20._runtime("numba"), x, block_input, conv=conv,
+                                         members=tail, shortcut=shortcut)
+    numpy_rt = r20._runtime("numpy")
+    expected = _run_ops(numpy_rt, [conv, *tail], x, _run_ops(numpy_rt, shortcut, block_input))
+    assert fused.shape == (2, 32, 16, 16)
     np.testing.assert_array_equal(fused, expected)
 
 
@@ -353,7 +391,7 @@ def test_fused_pool_and_pad_step_equals_the_separate_ops(zoo, dtype):
     """The compiled avg_pool2d -> pad_channels pass (float32), and its fallback for anything else,
     give the values of the two ops."""
     _, _, _, r20 = zoo("resnet20_w1a1")
-    pool, pad = next(s.ops for s in r20._plan("numba")[0] if s.ops[0].kind == "avg_pool2d")
+    _, _, (pool, pad) = _conv_step(r20, shortcut=True)
     x = np.random.default_rng(4).standard_normal((3, 16, 32, 32)).astype(dtype)
     fused = export_module._run_pool_pad(r20._runtime("numba"), x, pool=pool, pad=pad)
     expected = _run_ops(r20._runtime("numpy"), [pool, pad], x)

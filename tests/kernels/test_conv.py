@@ -131,6 +131,20 @@ def test_float_tail_errors_name_the_problem():
     with pytest.raises(ShapeError, match=r"tail.residual must have the output's shape"):
         binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
                       tail=FloatTail(residual=np.ones((3, 16, 4, 4), np.float32)))
+    with pytest.raises(ShapeError, match=r"tail.residual must have the output's shape"):
+        binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
+                      tail=FloatTail(residual=np.ones((3, 16, 8, 8), np.float32),
+                                     residual_pool=2))
+    with pytest.raises(ShapeError, match=r"tail.residual must have the output's shape"):
+        binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
+                      tail=FloatTail(residual=np.ones((3, 16, 8, 8), np.float32),
+                                     residual_offset=1))
+    with pytest.raises(ConfigError, match="residual_pool must be an int >= 1"):
+        binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
+                      tail=FloatTail(residual=np.ones((3, 16, 8, 8), np.float32),
+                                     residual_pool=0))
+    with pytest.raises(ConfigError, match="sign_bits= packs the signs of the float output"):
+        binary_conv2d(x, w_packed, 3, padding=padding, sign_bits=True)
     with pytest.raises(ShapeError, match=r"tail.gamma must have one value per output channel"):
         binary_conv2d(x, w_packed, 3, padding=padding, scale=scale,
                       tail=FloatTail(gamma=np.ones(3, np.float32)))
@@ -185,6 +199,75 @@ def test_packed_input_chains_layers(backend):
     out = binary_conv2d(bits, w2, 3, padding=1, pad_value=-1, width=width, backend=backend)
     middle = unpack_bits(bits, width, axis=-1)       # ±1 float NCHW
     np.testing.assert_array_equal(out, float_conv(middle, second, (1, 1), (1, 1), -1.0))
+
+
+# (B, C, H, W, Cout, kernel, stride, padding): one-word rows, rows of several words, a padding
+# of more than a word, a width that fills whole words, outputs not a multiple of 64 positions
+PACKED_GEOMETRIES = [
+    (2, 16, 8, 32, 8, (3, 3), 1, 1), (1, 3, 9, 80, 4, (3, 3), 1, 1),
+    (2, 3, 7, 130, 5, (3, 5), (2, 1), (1, 70)), (2, 4, 5, 64, 3, (3, 3), 1, 0),
+    (3, 5, 6, 100, 7, (3, 3), 2, 1),
+]
+
+
+@pytest.mark.parametrize("pad_value", PAD_VALUES)
+@pytest.mark.parametrize("geometry", PACKED_GEOMETRIES)
+def test_packed_input_equals_the_real_input(backend, geometry, pad_value):
+    """x packed along the width (width=W) gives the dots of x itself."""
+    x, weights, w_packed, stride, padding = _case(geometry, seed=12)
+    packed = pack_bits(x, axis=-1)
+    out = binary_conv2d(packed, w_packed, weights.shape[2:], stride=stride, padding=padding,
+                        pad_value=pad_value, width=x.shape[3], backend=backend)
+    np.testing.assert_array_equal(out, float_conv(x, weights, stride, padding, pad_value))
+
+
+def test_numba_packed_input_ignores_the_bits_past_the_width():
+    x, weights, w_packed, stride, padding = _case(PACKED_GEOMETRIES[2], seed=13)
+    packed = pack_bits(x, axis=-1)
+    packed[..., -1] |= ~np.uint64(0) << np.uint64(x.shape[3] % 64)
+    out = binary_conv2d(packed, w_packed, weights.shape[2:], stride=stride, padding=padding,
+                        width=x.shape[3], backend="numba")
+    np.testing.assert_array_equal(out, float_conv(x, weights, stride, padding, 0.0))
+
+
+@pytest.mark.parametrize("geometry", PACKED_GEOMETRIES)
+def test_sign_bits_are_the_packed_signs_of_the_float_output(backend, geometry):
+    """sign_bits=True: the float output (with a tail) and pack_bits of it, sign(0) = +1."""
+    x, weights, w_packed, stride, padding = _case(geometry, seed=14)
+    cout = weights.shape[0]
+    rng = np.random.default_rng(15)
+    scale = rng.normal(size=cout).astype(np.float32)
+    bias = rng.choice([0.0, 0.5], size=cout).astype(np.float32)     # exact zeros in the output
+    tail = FloatTail(gamma=rng.normal(size=cout).astype(np.float32), clip=(-1.0, 1.0))
+    kwargs = dict(stride=stride, padding=padding, scale=scale, bias=bias, tail=tail)
+    out, bits = binary_conv2d(x, w_packed, weights.shape[2:], sign_bits=True, backend=backend,
+                              **kwargs)
+    expected = binary_conv2d(x, w_packed, weights.shape[2:], backend="numpy", **kwargs)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(bits, pack_bits(expected, axis=-1))
+
+
+@pytest.mark.parametrize("residual_shape, pool, offset", [
+    ((3, 8, 16, 16), 2, 4), ((3, 8, 17, 17), 2, 0), ((3, 4, 24, 25), 3, 9),
+    ((3, 10, 8, 8), 1, 3), ((3, 16, 8, 8), 1, 0)])
+def test_float_tail_pools_and_offsets_the_residual(backend, residual_shape, pool, offset):
+    """residual_pool / residual_offset: the residual average-pooled (window values summed in
+    row order, then divided) and put at channels offset.., +0.0 in the other channels."""
+    x, weights, w_packed, stride, padding, scale, bias, _ = _tail_case(16, ())
+    rng = np.random.default_rng(17)
+    residual = random_real(rng, residual_shape)
+    tail = FloatTail(residual=residual, clip=(-1.0, 1.0), residual_pool=pool,
+                     residual_offset=offset)
+    out = binary_conv2d(x, w_packed, 3, stride=stride, padding=padding, scale=scale, bias=bias,
+                        tail=tail, backend=backend)
+    y = float_conv(x, weights, stride, padding, 0.0).astype(np.float32)
+    y = y * scale[:, None, None] + bias[:, None, None]
+    pooled = sum(residual[:, :, i:i + 8 * pool:pool, j:j + 8 * pool:pool]
+                 for i in range(pool) for j in range(pool)) / np.float32(pool * pool)
+    shortcut = np.zeros_like(y)
+    shortcut[:, offset:offset + residual_shape[1]] = pooled
+    np.testing.assert_array_equal(out, np.clip(y + shortcut, -1.0, 1.0))
+    assert not np.signbit(out[:, :offset][out[:, :offset] == 0]).any()   # +0.0 added
 
 
 def test_zero_padding_correction_is_zero_inside_and_the_tap_sums_on_the_border():

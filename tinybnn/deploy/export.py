@@ -37,9 +37,12 @@ What ``export`` does
    can amplify into a flipped bit now and then).
 6. ``predict`` runs the ops one after the other; on the "numba" backend each batch_norm -> add
    -> hardtanh chain (a residual unit's float tail) runs inside the output stage of the binary
-   convolution before it (``kernels.conv.FloatTail``), or as one compiled parallel pass after
-   any other op, and each avg_pool2d -> pad_channels shortcut as one pass: the same float32
-   operations in the same order, so the values stay the same.
+   convolution before it (``kernels.conv.FloatTail``), with the unit's avg_pool2d ->
+   pad_channels shortcut if it has one, or as one compiled parallel pass after any other op,
+   and any other avg_pool2d -> pad_channels shortcut as one pass: the same float32 operations
+   in the same order, so the values stay the same. A residual unit whose output feeds the next
+   binary convolution also writes the output's signs as packed bits, which that convolution
+   reads instead of binarizing and packing the floats again.
 
 Input quantizers that export are those whose *eval* forward is ``s · sign((x + b) / a)``
 (:func:`input_binarizer`); weight quantizers those whose output is ``±m`` per output channel.
@@ -435,10 +438,11 @@ def _binary_conv_shape(op, x) -> tuple[int, int, int, int]:
     return array.shape[0], a["out_channels"], out_h, out_w
 
 
-def op_binary_conv2d(rt, op, x, tail=None):
+def op_binary_conv2d(rt, op, x, tail=None, sign_bits=False):
     """Binary convolution on packed bits. x (N, C, H, W) real, bool, or PackedBits ->
     mode "float": (N, O, Ho, Wo) float32 dot*scale + bias, then ``tail`` (a kernels FloatTail)
-    if given; "bits": PackedBits (dot*flip >= threshold); "dots": int32 (N, O, Ho, Wo)."""
+    if given, and with ``sign_bits`` the pair (that, its signs as PackedBits); "bits":
+    PackedBits (dot*flip >= threshold); "dots": int32 (N, O, Ho, Wo)."""
     a = op.attrs
     binarized = x = _binarized(rt, op, x, axis=1)
     kwargs = dict(stride=tuple(a["stride"]), padding=tuple(a["padding"]),
@@ -454,7 +458,9 @@ def op_binary_conv2d(rt, op, x, tail=None):
         bias = rt.array(op, "bias")
         if bias is None:
             bias = rt.derived(op, "zeros", lambda: rt.xp.zeros(out_channels, np.float32))
-        return _kernel_conv2d(x, weight, kernel, scale=scale, bias=bias, tail=tail, **kwargs)
+        out = _kernel_conv2d(x, weight, kernel, scale=scale, bias=bias, tail=tail,
+                             sign_bits=sign_bits, **kwargs)
+        return (out[0], PackedBits(out[1], out[0].shape[3])) if sign_bits else out
     if a["mode"] == "bits":
         words = _kernel_conv2d(x, weight, kernel, threshold=rt.array(op, "threshold"),
                                flip=rt.array(op, "flip"), **kwargs)
@@ -572,16 +578,19 @@ _BINARY = ("binary_conv2d", "binary_linear")
 
 class _Step(NamedTuple):
     """What ``predict`` runs: ``run(rt, *values)`` with the values named ``inputs``, giving the
-    value ``output``; ``ops`` are the ops it performs (one, or a fused chain)."""
+    values named ``outputs`` (one value, or a tuple of as many); ``ops`` are the ops it performs
+    (one, or a fused chain)."""
 
     run: Callable
     ops: tuple
     inputs: tuple
-    output: str
+    outputs: tuple
 
 
 #: ops that a fused float tail can chain, in the order they may follow each other
 _FUSABLE = ("batch_norm", "add", "hardtanh")
+#: a downsampling shortcut, fused into one pass or into the output stage of a convolution
+_POOL_PAD = ("avg_pool2d", "pad_channels")
 #: ops whose output is a new array of their own (not a view of their input or of an array)
 _FRESH = ("binary_conv2d", "binary_weight_conv2d", "conv2d", "linear", "binary_linear",
           "binary_weight_linear")
@@ -592,21 +601,65 @@ def _fused_steps(ops: list[Op], output: str) -> list[_Step]:
     each becomes one step, placed where its last op was (its other inputs are written before):
 
     * binary_conv2d (float output) -> [batch_norm] -> [add] -> [hardtanh], a residual unit:
-      the float tail runs in the convolution's output stage (``kernels.conv.FloatTail``);
+      the float tail runs in the convolution's output stage (``kernels.conv.FloatTail``), and
+      so does the add's avg_pool2d -> pad_channels shortcut when nothing else reads it;
     * [batch_norm] -> [add] -> [hardtanh] after any other op: one compiled pass;
     * avg_pool2d (no padding) -> pad_channels, a downsampling shortcut: one compiled pass.
+
+    Where a binary_conv2d without input shift or divisor reads the output of such a residual
+    unit, the unit's output stage also writes that output's signs as packed bits (value
+    "<name>/sign"), and the convolution reads those instead of the floats.
     """
     users = _consumers(ops)
-    groups = _tail_groups(ops, output, users) + _pool_pad_groups(ops, output, users)
+    groups = _with_shortcuts(ops, _tail_groups(ops, output, users),
+                             _pool_pad_groups(ops, output, users), users)
     group_of = {i: group for group in groups for i in group}
+    signed = _signed_values(ops, groups)
     steps = []
     for i, op in enumerate(ops):
         group = group_of.get(i)
         if group is None:
             steps.append(_single_step(op))
         elif i == group[-1]:
-            steps.append(_group_step(ops, group, users, output))
-    return steps
+            steps.append(_group_step(ops, group, users, output, signed))
+    return [_reading_signs(step, signed) for step in steps]
+
+
+def _with_shortcuts(ops: list[Op], tails: list[list[int]], pool_pads: list[list[int]],
+                    users: dict) -> list[list[int]]:
+    """The groups with each pool-pad group that only a convolution tail group's add reads merged
+    into that group (a square pool whose stride is its size: what the output stage computes)."""
+    pad_at = {ops[group[1]].output: group for group in pool_pads}
+    merged = []
+    for group in tails:
+        kinds = [ops[i].kind for i in group]
+        add = next((ops[i] for i in group if ops[i].kind == "add"), None)
+        shortcut = None if add is None else pad_at.get(add.inputs[1])
+        if (shortcut is not None and kinds[0] == "binary_conv2d"
+                and len(users[add.inputs[1]]) == 1 and add.inputs[0] != add.inputs[1]):
+            pool = ops[shortcut[0]].attrs
+            if len(set(pool["kernel_size"] + pool["stride"])) == 1:
+                pool_pads.remove(shortcut)
+                group = sorted(group + shortcut)
+        merged.append(group)
+    return merged + pool_pads
+
+
+def _signed_values(ops: list[Op], groups: list[list[int]]) -> set[str]:
+    """The outputs of convolution tail groups that a binary_conv2d without input shift or
+    divisor reads: their output stages write the signs too (see ``_fused_steps``)."""
+    tails = {ops[g[-1]].output for g in groups if ops[g[0]].kind == "binary_conv2d"}
+    return {op.inputs[0] for op in ops
+            if op.kind == "binary_conv2d" and op.inputs[0] in tails
+            and not any(role in op.arrays for role in _INPUT_ROLES)}
+
+
+def _reading_signs(step: _Step, signed: set[str]) -> _Step:
+    """``step``, reading the packed signs of its input when it is a binary convolution whose
+    input has them."""
+    if step.ops[0].kind != "binary_conv2d" or step.inputs[0] not in signed:
+        return step
+    return step._replace(inputs=(f"{step.inputs[0]}/sign",) + step.inputs[1:])
 
 
 def _sole_reader(ops, users, i: int, output: str) -> int | None:
@@ -656,53 +709,87 @@ def _pool_pad_groups(ops: list[Op], output: str, users: dict) -> list[list[int]]
     return groups
 
 
-def _group_step(ops: list[Op], group: list[int], users: dict, output: str) -> _Step:
+def _group_step(ops: list[Op], group: list[int], users: dict, output: str,
+                signed: set[str]) -> _Step:
     """The step running the chain ``group`` of ``_fused_steps``."""
     members = tuple(ops[j] for j in group)
-    if members[0].kind == "avg_pool2d":
-        run = functools.partial(_run_pool_pad, pool=members[0], pad=members[1])
-        return _Step(run, members, tuple(members[0].inputs), members[-1].output)
-    inputs = list(members[0].inputs)                   # x (and the residual if it is the add)
-    for before, member in zip(members, members[1:]):
+    shortcut = tuple(m for m in members if m.kind in _POOL_PAD)
+    chain = tuple(m for m in members if m.kind not in _POOL_PAD)
+    if not chain:
+        run = functools.partial(_run_pool_pad, pool=shortcut[0], pad=shortcut[1])
+        return _Step(run, shortcut, tuple(shortcut[0].inputs), (shortcut[1].output,))
+    inputs = list(chain[0].inputs)                     # x (and the residual if it is the add)
+    for before, member in zip(chain, chain[1:]):
         if member.kind == "add":                       # x + residual: the input not from before
-            inputs.append(next(v for v in member.inputs if v != before.output))
-    if members[0].kind == "binary_conv2d":
-        run = functools.partial(_run_conv_tail, conv=members[0], members=members[1:])
+            inputs.append(shortcut[0].inputs[0] if shortcut
+                          else next(v for v in member.inputs if v != before.output))
+    outputs = (chain[-1].output,)
+    if chain[0].kind == "binary_conv2d":
+        sign_bits = chain[-1].output in signed
+        run = functools.partial(_run_conv_tail, conv=chain[0], members=chain[1:],
+                                shortcut=shortcut or None, sign_bits=sign_bits)
+        if sign_bits:
+            outputs += (f"{chain[-1].output}/sign",)
     else:
         # the fused pass may write over x when nothing else reads it and it is a fresh array
         # (a convolution's output), which spares allocating the output
         source = next((op for op in ops if op.output == inputs[0]), None)
         in_place = (len(users[inputs[0]]) == 1 and source is not None
                     and source.kind in _FRESH and inputs[0] != output)
-        run = functools.partial(_run_fused, members=members, in_place=in_place)
-    return _Step(run, members, tuple(inputs), members[-1].output)
+        run = functools.partial(_run_fused, members=chain, in_place=in_place)
+    return _Step(run, chain + shortcut, tuple(inputs), outputs)
 
 
 def _single_step(op: Op) -> _Step:
     """The step that runs one op by itself."""
     return _Step(lambda rt, *values, op=op: OPS[op.kind].run(rt, op, *values), (op,),
-                 tuple(op.inputs), op.output)
+                 tuple(op.inputs), (op.output,))
 
 
-def _run_conv_tail(rt, x, residual=None, *, conv, members):
+def _run_conv_tail(rt, x, residual=None, *, conv, members, shortcut=None, sign_bits=False):
     """A binary convolution (float output) whose float tail ``members`` ([batch_norm] -> [add]
     -> [hardtanh]) runs in the kernel's output stage: the same float32 operations in the same
-    order as the separate ops (``kernels.conv.FloatTail``), so the values are the same. A
-    residual the kernel cannot take (e.g. one that broadcasts) falls back to ``_run_fused``."""
-    if residual is not None and not (isinstance(residual, np.ndarray)
-                                     and residual.dtype == np.float32
-                                     and residual.shape == _binary_conv_shape(conv, x)):
-        return _run_fused(rt, op_binary_conv2d(rt, conv, x), residual, members=members,
-                          in_place=True)
+    order as the separate ops (``kernels.conv.FloatTail``), so the values are the same.
+
+    ``shortcut``: the (avg_pool2d, pad_channels) ops that make the add's residual from
+    ``residual``, done in the output stage too. ``sign_bits``: return (output, its signs as
+    PackedBits). A residual the kernel cannot take (e.g. one that broadcasts) falls back to
+    the separate ops and ``_run_fused``."""
+    pool = 1 if shortcut is None else shortcut[0].attrs["kernel_size"][0]
+    offset = 0 if shortcut is None else shortcut[1].attrs["before"]
+    tail = _float_tail(rt, members, residual, pool, offset)
+    if residual is not None and not _fits_output(residual, tail, _binary_conv_shape(conv, x)):
+        if shortcut is not None:
+            residual = op_pad_channels(rt, shortcut[1], op_avg_pool2d(rt, shortcut[0], residual))
+        y = _run_fused(rt, op_binary_conv2d(rt, conv, x), residual, members=members,
+                       in_place=True)
+        return (y, PackedBits(pack_bits(y, axis=-1), y.shape[3])) if sign_bits else y
+    return op_binary_conv2d(rt, conv, x, tail=tail, sign_bits=sign_bits)
+
+
+def _float_tail(rt, members, residual, pool: int, offset: int) -> FloatTail:
+    """The kernels' FloatTail of a [batch_norm] -> [add] -> [hardtanh] chain."""
     bn = members[0] if members and members[0].kind == "batch_norm" else None
     clip = next((m for m in members if m.kind == "hardtanh"), None)
-    tail = FloatTail(mean=None if bn is None else rt.array(bn, "mean"),
+    return FloatTail(mean=None if bn is None else rt.array(bn, "mean"),
                      inv_std=None if bn is None else rt.array(bn, "inv_std"),
                      gamma=None if bn is None else rt.array(bn, "weight"),
                      beta=None if bn is None else rt.array(bn, "bias"),
                      residual=residual,
-                     clip=None if clip is None else (clip.attrs["min_val"], clip.attrs["max_val"]))
-    return op_binary_conv2d(rt, conv, x, tail=tail)
+                     clip=None if clip is None else (clip.attrs["min_val"], clip.attrs["max_val"]),
+                     residual_pool=pool, residual_offset=offset)
+
+
+def _fits_output(residual, tail: FloatTail, out_shape) -> bool:
+    """Whether the kernel takes ``residual`` as the tail's residual for an output of
+    ``out_shape``: a float32 NumPy array whose shortcut has exactly that shape."""
+    pool = tail.residual_pool
+    return (isinstance(residual, np.ndarray) and residual.dtype == np.float32
+            and residual.ndim == 4 and residual.shape[0] == out_shape[0]
+            and residual.shape[2] // pool == out_shape[2]
+            and residual.shape[3] // pool == out_shape[3]
+            and (residual.shape[1] == out_shape[1] if pool == 1 and tail.residual_offset == 0
+                 else tail.residual_offset + residual.shape[1] <= out_shape[1]))
 
 
 def _run_fused(rt, x, residual=None, *, members, in_place=False):
@@ -904,8 +991,8 @@ class InferenceModel:
 
     def _plan(self, backend: str) -> tuple[list["_Step"], dict[str, int]]:
         """The steps that run the ops on ``backend`` and, for each value, the index of the last
-        step that reads it. One step per op, except on "numba", where each batch_norm -> add ->
-        hardtanh chain (a residual unit's float tail) runs as one compiled pass."""
+        step that reads it. One step per op, except on "numba", where chains of ops run as one
+        step (``_fused_steps``)."""
         if backend not in self._plans:
             steps = (_fused_steps(self.ops, self.output) if backend == "numba" else
                      [_single_step(op) for op in self.ops])
@@ -926,7 +1013,7 @@ class InferenceModel:
             for name in step.inputs:                    # free what no later step reads
                 if last_use[name] == i and name != self.output:
                     values.pop(name, None)
-            values[step.output] = out
+            values.update(zip(step.outputs, out if len(step.outputs) > 1 else (out,)))
         return values[self.output]
 
     def predict(self, x, backend: str = "numba", batch_size: int | None = None) -> np.ndarray:
