@@ -393,7 +393,7 @@ def _run_backward(root: Tensor, grad) -> None:
             if pg.dtype != parent.data.dtype:
                 pg = pg.astype(parent.data.dtype)
             key = id(parent)
-            grads[key] = pg if key not in grads else grads[key] + pg
+            grads[key] = pg if key not in grads else M.add_arrays(grads[key], pg)
 
 
 from .functional import math as M  # noqa: E402  (the operators above need Tensor defined first)

@@ -1,5 +1,5 @@
 """Normalization: ``batch_norm`` and ``layer_norm``, each one fused Function with its analytic
-backward (no graph of small ops, no recomputation).
+backward (no graph of small ops).
 
 Batch norm normalises every channel (axis 1) over the batch and all other axes::
 
@@ -23,6 +23,7 @@ import math
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
+from . import fused
 
 
 def _channel_sum(a3):
@@ -42,59 +43,103 @@ def _as_array(t):
 class BatchNorm(Function):
     """Batch normalization over axis 1. Shapes: x (N, C, *spatial), weight/bias (C,) or None.
 
-    ``running_mean`` / ``running_var`` (C,) arrays are updated in place in training mode. The
-    backward pass reuses x̂ and 1/√(σ² + ε) from the forward pass; nothing is recomputed.
+    ``running_mean`` / ``running_var`` (C,) arrays are updated in place in training mode.
+    The backward pass gets x (which the graph keeps anyway), μ and 1/√(σ² + ε) from the forward
+    pass and rebuilds x̂ = (x − μ)/√(σ² + ε) on the fly, so no (N, C, L) array is stored.
+
+    Training mode on NumPy arrays runs the fused kernels of :mod:`.fused` (one parallel pass for
+    the statistics and y, one for the two channel sums and dx); the NumPy formulas below are
+    the same computation, used for CuPy arrays and in eval mode (whose float32 results the
+    bit-packed export reproduces bit for bit, so they must not change).
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None,
                 training=True, momentum=0.1, eps=1e-5):
-        xp = get_array_module(x)
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)                      # (N, C, L): a view
-        count = n * x3.shape[2]
-        if training:                                  # batch statistics, biased variance
-            mean = _channel_sum(x3) / count
-            x_hat = x3 - mean[:, None]
-            var = _channel_dot(x_hat, x_hat) / count
-            if running_mean is not None:
+        if not training:
+            y, mean, inv_std = _eval_forward(x3, weight, bias, running_mean, running_var, eps)
+        else:
+            if fused.supports(x3):
+                y, mean, var, inv_std = fused.batch_norm_forward(x3, weight, bias, eps)
+            else:
+                y, mean, var, inv_std = _train_forward(x3, weight, bias, eps)
+            if running_mean is not None:              # running_var gets the unbiased σ²
+                count = n * x3.shape[2]
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
                 running_var *= 1 - momentum
                 running_var += (momentum * count / (count - 1)) * var
-        else:
-            x_hat = (x3 - running_mean[:, None]).astype(x.dtype, copy=False)
-            var = running_var
-        inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-        x_hat *= inv_std[:, None]                     # in place: x − μ becomes x̂
-        y = x_hat * weight[:, None] if weight is not None else x_hat.copy()
-        if bias is not None:
-            y += bias[:, None]
-        ctx.save_for_backward(x_hat, inv_std, weight)
+        ctx.save_for_backward(x3, mean, inv_std, weight)
         ctx.training = training
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        x_hat, inv_std, weight = ctx.saved_tensors
-        n, c, length = x_hat.shape
-        count = n * length
-        g3 = grad.reshape(n, c, length)
+        x3, mean, inv_std, weight = ctx.saved_tensors
+        g3 = grad.reshape(x3.shape)
+        if ctx.training and fused.supports(g3, x3):
+            dx, dgamma, dbeta = fused.batch_norm_backward(g3, x3, mean, inv_std, weight)
+        else:
+            dx, dgamma, dbeta = _backward(g3, x3, mean, inv_std, weight, ctx.training)
         need_x, need_w, need_b = ctx.needs_input_grad
-        dbeta = _channel_sum(g3)
-        dgamma = _channel_dot(g3, x_hat)
-        dx = None
-        if need_x:
-            scale = inv_std if weight is None else weight * inv_std
-            if ctx.training:                          # γ/√(σ² + ε) · (g − dβ/M − x̂·dγ/M)
-                dx = x_hat * (dgamma / count)[:, None]
-                dx += (dbeta / count)[:, None]
-                dx = g3 - dx
-                dx *= scale[:, None]
-            else:                                     # the statistics are constants
-                dx = g3 * scale[:, None]
-            dx = dx.reshape(grad.shape)
-        return dx, (dgamma if need_w else None), (dbeta if need_b else None)
+        return (dx.reshape(grad.shape) if need_x else None, dgamma if need_w else None,
+                dbeta if need_b else None)
+
+
+def _affine(x_hat, weight, bias):
+    """y = γ·x̂ + β for x̂ (N, C, L), γ/β (C,) or None; overwrites x̂ when γ is None."""
+    y = x_hat * weight[:, None] if weight is not None else x_hat
+    if bias is not None:
+        y += bias[:, None]
+    return y
+
+
+def _train_forward(x3, weight, bias, eps):
+    """The NumPy/CuPy formula of the training forward: returns y, μ, σ² (biased), 1/√(σ² + ε)."""
+    xp = get_array_module(x3)
+    count = x3.shape[0] * x3.shape[2]
+    mean = _channel_sum(x3) / count
+    x_hat = x3 - mean[:, None]
+    var = _channel_dot(x_hat, x_hat) / count
+    inv_std = (1.0 / xp.sqrt(var + eps)).astype(x3.dtype, copy=False)
+    x_hat *= inv_std[:, None]                         # in place: x − μ becomes x̂
+    return _affine(x_hat, weight, bias), mean, var, inv_std
+
+
+def _eval_forward(x3, weight, bias, running_mean, running_var, eps):
+    """Eval forward with the running statistics: returns y, μ (a copy), 1/√(σ² + ε).
+
+    The order of the float32 operations here is part of the contract with the bit-packed
+    export (see tinybnn/deploy): do not reorder them.
+    """
+    xp = get_array_module(x3)
+    x_hat = (x3 - running_mean[:, None]).astype(x3.dtype, copy=False)
+    inv_std = (1.0 / xp.sqrt(running_var + eps)).astype(x3.dtype, copy=False)
+    x_hat *= inv_std[:, None]
+    return _affine(x_hat, weight, bias), running_mean.copy(), inv_std
+
+
+def _backward(g3, x3, mean, inv_std, weight, training):
+    """The NumPy/CuPy formula of the backward, for g3, x3 (N, C, L): returns dx, dγ, dβ.
+
+    dβ = Σ g, dγ = Σ g·x̂, and dx = γ/√(σ² + ε) · (g − dβ/M − x̂·dγ/M) in training mode
+    (M values per channel), dx = γ/√(var + ε) · g in eval mode.
+    """
+    x_hat = (x3 - mean[:, None]) * inv_std[:, None]
+    count = x3.shape[0] * x3.shape[2]
+    dbeta = _channel_sum(g3)
+    dgamma = _channel_dot(g3, x_hat)
+    scale = inv_std if weight is None else weight * inv_std
+    if training:
+        dx = x_hat * (dgamma / count)[:, None]
+        dx += (dbeta / count)[:, None]
+        dx = g3 - dx
+        dx *= scale[:, None]
+    else:                                             # the statistics are constants
+        dx = g3 * scale[:, None]
+    return dx, dgamma, dbeta
 
 
 def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = None,
