@@ -1,5 +1,9 @@
 """tinybnn: a from-scratch, readable engine for Binary Neural Networks."""
 
+from .backend import prefer_sleeping_numba_threads
+
+prefer_sleeping_numba_threads()       # before any Numba kernel is compiled or launched
+
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .errors import CheckpointError, ConfigError, DatasetError, ShapeError, TinyBNNError
 from .random import default_rng, manual_seed

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import functional as F
 from .autograd import Tensor
+from .backend import reuse_freed_memory
 from .errors import ConfigError
 from .models.registry import make_model
 from .optim.sgd import SGD
@@ -237,6 +238,7 @@ def bench_train(model: str = "resnet20", batch_size: int = 128, steps: int = 3,
                           f"warmup={warmup}, batch_size={batch_size}")
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be >= 1 or None, got {threads}")
+    reuse_freed_memory()                # as the training loop does (both engines benefit)
     step, _ = tinybnn_step_fn(model, batch_size, variant="w1a1")
     with _limit_threads(threads):
         seconds = _time_steps(step, steps, warmup)

@@ -38,6 +38,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from .backend import reuse_freed_memory
 from .errors import CheckpointError, ConfigError, TinyBNNError
 from .optim.schedule import MilestoneLR
 
@@ -638,6 +639,7 @@ def main(argv=None) -> int:
     Errors exit with status 2 after one line on stderr (``SystemExit``).
     """
     args = build_parser().parse_args(argv)
+    reuse_freed_memory()                # the command is this whole process: allocate for speed
     try:
         return int(args.handler(args) or 0)
     except TinyBNNError as e:

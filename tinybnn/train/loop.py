@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..autograd import Tensor, no_grad
-from ..backend import get_array_module
+from ..backend import get_array_module, reuse_freed_memory
 from ..errors import CheckpointError, ConfigError
 from ..functional import cross_entropy
 from ..optim.bop import flip_ratio
@@ -337,6 +337,7 @@ def fit(model, train_loader, test_loader, optimizer, epochs: int, scheduler=None
         checkpoint included).
     """
     callbacks = list(callbacks)
+    reuse_freed_memory()                # every step frees and reallocates the same arrays
     _check_fit_arguments(epochs, schedule_unit, grad_clip, checkpoint_every, callbacks)
     history = History()
     state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, epochs=int(epochs),
