@@ -8,6 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import tinybnn as tb
 import tinybnn.functional as F
 from tinybnn.functional import conv as conv_module
+from tinybnn.functional import direct_conv as direct_conv_module
 from tinybnn.functional import im2col as im2col_module
 from tinybnn.gradcheck import gradcheck
 
@@ -48,8 +49,15 @@ def chunking(request, monkeypatch):
         monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
 
 
+@pytest.fixture(params=["direct when K is small", "always im2col"])
+def forward_path(request, monkeypatch):
+    """Run a test with conv2d's usual choice of forward path, and with im2col for every K."""
+    if request.param == "always im2col":
+        monkeypatch.setattr(direct_conv_module, "MAX_DIRECT_REDUCTION", 0)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_conv2d_forward(case, chunking):
+def test_conv2d_forward(case, chunking, forward_path):
     n, c, o, h, w, kh, kw, stride, padding, pad_value = case
     x = rng.standard_normal((n, c, h, w))
     weight = rng.standard_normal((o, c, kh, kw))

@@ -27,6 +27,10 @@ CPU cache between being written and being multiplied; the chunks run on a pool o
 working in arrays it allocated once (:mod:`tinybnn.functional.parallel`). The backward pass rebuilds
 the columns chunk by chunk instead of keeping a 9× larger copy of every input alive; im2col and
 col2im are compiled Numba loops that release the GIL (:mod:`tinybnn.functional.im2col`).
+
+A small reduction (C·kh·kw <= 32, e.g. the 3-channel first layer) skips im2col in the forward pass:
+a compiled loop computes each output plane directly, term by term, in the same chunks
+(:mod:`tinybnn.functional.direct_conv`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..errors import ConfigError, ShapeError
+from .direct_conv import direct_conv_into, uses_direct
 from .im2col import (col2im_add, conv2d_col2im, conv2d_im2col, conv_output_size,  # noqa: F401
                      im2col_into, pair)
 from .parallel import map_chunks, num_threads, per_thread
@@ -200,7 +205,8 @@ def _chunk_size(xp, n: int, bytes_per_image: int) -> int:
 
 
 class Conv2d(Function):
-    """2-D cross-correlation (PyTorch's ``conv2d``), by im2col and one GEMM per chunk of images.
+    """2-D cross-correlation (PyTorch's ``conv2d``), by im2col and one GEMM per chunk of images
+    (the forward pass of a small reduction by the direct loop instead).
 
     Shapes: x (N, C, H, W), w (O, C, kh, kw), b (O,) or None -> y (N, O, OH, OW).
     The border added by ``padding`` holds ``pad_value``; it is a constant, so no gradient flows
@@ -219,10 +225,13 @@ class Conv2d(Function):
         w2 = w.reshape(o, c * kh * kw)
         step = _chunk_size(xp, n, c * kh * kw * oh * ow * xp.dtype(dtype).itemsize)
         geometry = (x.shape, w.shape, stride, padding, pad_value)
+        direct = uses_direct(xp, c, kh, kw)
 
         def chunk(n0, n1):                                         # images n0 .. n1 − 1
-            ws = _workspace(xp, dtype, n1 - n0, *geometry)
-            ws.forward(x[n0:n1], w2, b, y[n0:n1])
+            if direct:
+                direct_conv_into(x[n0:n1], w, b, y[n0:n1], stride, padding, pad_value)
+            else:
+                _workspace(xp, dtype, n1 - n0, *geometry).forward(x[n0:n1], w2, b, y[n0:n1])
 
         map_chunks(chunk, n, step, on_cpu=xp.__name__ == "numpy")
         ctx.save_for_backward(x, w)

@@ -161,16 +161,16 @@ def col2im_add(cols6, x, stride, padding) -> None:
 _kernels: dict = {}
 
 
-def _compiled(loops):
-    """``loops`` compiled by Numba (releasing the GIL, cached on disk), or None without Numba.
-    Compiled, or loaded from the cache, on first use."""
+def _compiled(loops, **options):
+    """``loops`` compiled by Numba (releasing the GIL, cached on disk, plus any other ``njit``
+    options), or None without Numba. Compiled, or loaded from the cache, on first use."""
     if loops not in _kernels:
         try:
             import numba
         except ImportError:
             _kernels[loops] = None
         else:
-            _kernels[loops] = numba.njit(nogil=True, cache=True)(loops)
+            _kernels[loops] = numba.njit(nogil=True, cache=True, **options)(loops)
     return _kernels[loops]
 
 

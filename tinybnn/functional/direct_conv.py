@@ -1,0 +1,170 @@
+"""Direct convolution forward for small reductions (a network's first layer, e.g. 3 RGB channels).
+
+Shapes: x (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> y (N, O, OH, OW), as in
+:mod:`tinybnn.functional.conv`.
+
+When K = C·kh·kw is small (27 for a 3×3 kernel on RGB images) the im2col matrix product is tiny
+and limited by memory: it writes K rows of columns, reads them back, and its (O, N·OH·OW) result
+must then be transposed to NCHW, which costs as much again. Here a compiled loop computes each
+output plane of y directly instead::
+
+    y[n, o, a, b] = Σ_{c, i, j} w[o, c, i, j] · xpad[n, c, a·sh + i, b·sw + j]  (+ b[o])
+
+term by term: each term (c, i, j) is the weight, a scalar, times a shifted copy of the input,
+added to the whole output plane in one loop that LLVM vectorises. Every output pixel adds its K
+terms in the fixed order (c, i, j) and nothing is reordered, so the result does not depend on
+threads or chunking, and sums of ±1 products are exact integers (binary layers rely on that).
+
+To make every term one contiguous run, each image is first copied into its stride phases,
+``phases[c, qh, qw, r, s] = xpad[c, r·sh + qh, s·sw + qw]`` (Hq × Wq each, Hq = OH + (kh − 1) // sh,
+Wq = OW + (kw − 1) // sw; with stride 1 this is just the padded image). Term (c, i, j) at output
+pixel (a, b) then reads phase (i mod sh, j mod sw) at row a + i // sh, column b + j // sw: the
+output plane, kept with rows Wq apart, is the phase plane shifted by a fixed offset. The
+Wq − OW extra values per row are computed and dropped.
+
+Two things keep the loop near the CPU's multiply-add throughput: a pass over the plane adds nine
+terms at once (one load and store of the sum per nine products), and it does so for two output
+channels, which share the loads of the input.
+
+Only the forward pass is direct; the backward pass stays with im2col (:class:`Conv2d`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .im2col import _compiled
+
+#: Largest reduction K = C·kh·kw computed directly. Measured (conv2d forward, 2 threads, batch
+#: 128-256): the direct loop is faster at every shape tried with K <= 32 (3×3 on 3-4 channels at
+#: stride 1 and 2, 1×1 on 3-32 channels, 5×5 on one channel; 0.5-0.9× the time of im2col + BLAS),
+#: still at stride 1 on 16×16 and 32×32 images up to K ≈ 180, but not on 8×8 images or at stride 2
+#: with K = 72 or more, where the BLAS product wins.
+MAX_DIRECT_REDUCTION = 32
+
+
+def uses_direct(xp, c: int, kh: int, kw: int) -> bool:
+    """Whether conv2d's forward runs the direct loop: NumPy arrays, Numba installed, and a small
+    reduction K = C·kh·kw <= :data:`MAX_DIRECT_REDUCTION`."""
+    return (xp.__name__ == "numpy" and c * kh * kw <= MAX_DIRECT_REDUCTION
+            and _kernel() is not None)
+
+
+def _kernel():
+    """The compiled loops, or None without Numba. ``fastmath={"contract"}`` lets LLVM fuse each
+    multiply and add into one FMA instruction (one rounding instead of two); nothing is
+    reordered, so every pixel still adds its terms in the order (c, i, j)."""
+    return _compiled(_direct_loops, fastmath={"contract"})
+
+
+def direct_conv_into(x, weight, bias, y, stride, padding, pad_value: float) -> None:
+    """``y = conv2d(x, weight) + bias`` written into y in place, by the compiled loop.
+
+    x (N, C, H, W), weight (O, C, kh, kw), bias (O,) or None, y (N, O, OH, OW) C-contiguous, of
+    the result dtype; stride and padding are (for H, for W) pairs; the border holds ``pad_value``.
+    Releases the GIL, so threads can run it on different images side by side.
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    if bias is None:
+        bias = np.zeros(weight.shape[0], dtype=y.dtype)
+    _kernel()(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, y, sh, sw, ph, pw,
+              pad_value)
+
+
+def _direct_loops(x, weight, bias, y, sh, sw, ph, pw, pad_value):
+    """The loops of :func:`direct_conv_into`; all arrays C-contiguous and walked as flat arrays
+    with unsigned indices (Numba then leaves out its negative-index checks, which would keep LLVM
+    from vectorising).
+
+    Each image is first copied into its stride phases (see the module docstring). Then output
+    channels go two at a time (an odd last one is paired with itself): their planes
+    sum the K terms in acc_a and acc_b (OH rows Wq apart), nine terms per pass and the last
+    K mod 9 one per pass; a pass reads each input value once for both channels. The first OW
+    values of each row of acc, plus the bias, go to y.
+    """
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    oh, ow = y.shape[2], y.shape[3]
+    hq, wq = oh + (kh - 1) // sh, ow + (kw - 1) // sw
+    taps = c * kh * kw
+    span = (oh - 1) * wq + ow                     # acc values from pixel (0, 0) to (OH−1, OW−1)
+    phases = np.full(c * sh * sw * hq * wq, pad_value, dtype=y.dtype)
+    acc_a, acc_b = np.empty(oh * wq, dtype=y.dtype), np.empty(oh * wq, dtype=y.dtype)
+    x_flat, w_flat, dst = x.reshape(-1), weight.reshape(-1), y.reshape(-1)
+    offsets = np.empty(taps, dtype=np.uint64)     # phases index of term (c, i, j) at pixel (0, 0)
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                plane = (ci * sh + i % sh) * sw + j % sw
+                offsets[(ci * kh + i) * kw + j] = (plane * hq + i // sh) * wq + j // sw
+
+    def copy_image(ni):
+        """phases[c, qh, qw, r, b] = x[ni, c, r·sh + qh − ph, b·sw + qw − pw] wherever that pixel
+        is inside x (the rest keeps pad_value)."""
+        for ci in range(c):
+            for qh in range(sh):
+                for qw in range(sw):
+                    plane = (ci * sh + qh) * sw + qw
+                    b0 = min(wq, (pw - qw + sw - 1) // sw)          # first b inside x
+                    b1 = max(b0, min(wq, (w - 1 + pw - qw) // sw + 1))  # past the last one
+                    for r in range(hq):
+                        row = r * sh + qh - ph
+                        if 0 <= row < h:
+                            origin = ((ni * c + ci) * h + row) * w + qw - pw  # x index of b = 0
+                            start = (plane * hq + r) * wq
+                            for b in range(b0, b1):
+                                phases[np.uint64(start + b)] = x_flat[np.uint64(origin + b * sw)]
+
+    def add_term(k, ka, kb):
+        """Term k for both channels, weights w_flat[ka] and w_flat[kb]."""
+        start, wa, wb = offsets[k], w_flat[ka], w_flat[kb]
+        for t in range(span):
+            u = np.uint64(t)
+            value = phases[start + u]
+            acc_a[u] += wa * value
+            acc_b[u] += wb * value
+
+    def add_nine_terms(k, ka, kb):
+        """Terms k .. k + 8 for both channels, weights w_flat[ka ..] and w_flat[kb ..]: each value
+        of acc adds its nine terms in order."""
+        s0, s1, s2 = offsets[k], offsets[k + 1], offsets[k + 2]
+        s3, s4, s5 = offsets[k + 3], offsets[k + 4], offsets[k + 5]
+        s6, s7, s8 = offsets[k + 6], offsets[k + 7], offsets[k + 8]
+        a0, a1, a2 = w_flat[ka], w_flat[ka + 1], w_flat[ka + 2]
+        a3, a4, a5 = w_flat[ka + 3], w_flat[ka + 4], w_flat[ka + 5]
+        a6, a7, a8 = w_flat[ka + 6], w_flat[ka + 7], w_flat[ka + 8]
+        b0, b1, b2 = w_flat[kb], w_flat[kb + 1], w_flat[kb + 2]
+        b3, b4, b5 = w_flat[kb + 3], w_flat[kb + 4], w_flat[kb + 5]
+        b6, b7, b8 = w_flat[kb + 6], w_flat[kb + 7], w_flat[kb + 8]
+        for t in range(span):
+            u = np.uint64(t)
+            p0, p1, p2 = phases[s0 + u], phases[s1 + u], phases[s2 + u]
+            p3, p4, p5 = phases[s3 + u], phases[s4 + u], phases[s5 + u]
+            p6, p7, p8 = phases[s6 + u], phases[s7 + u], phases[s8 + u]
+            va = acc_a[u] + a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3 + a4 * p4
+            vb = acc_b[u] + b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4
+            acc_a[u] = va + a5 * p5 + a6 * p6 + a7 * p7 + a8 * p8
+            acc_b[u] = vb + b5 * p5 + b6 * p6 + b7 * p7 + b8 * p8
+
+    def store(acc, ni, oi):
+        """y[ni, oi] = acc without the extra columns, plus the bias."""
+        plane, bias_o = (ni * o + oi) * oh * ow, bias[oi]
+        for a in range(oh):
+            row, dst_row = a * wq, plane + a * ow
+            for b in range(ow):
+                dst[np.uint64(dst_row + b)] = acc[np.uint64(row + b)] + bias_o
+
+    for ni in range(n):
+        copy_image(ni)
+        for oa in range(0, o, 2):
+            ob = min(oa + 1, o - 1)
+            acc_a[:] = 0
+            acc_b[:] = 0
+            k = 0
+            while k + 9 <= taps:
+                add_nine_terms(k, oa * taps + k, ob * taps + k)
+                k += 9
+            for k in range(k, taps):
+                add_term(k, oa * taps + k, ob * taps + k)
+            store(acc_a, ni, oa)
+            store(acc_b, ni, ob)
