@@ -54,6 +54,7 @@ def forward_path(request, monkeypatch):
     """Run a test with conv2d's usual choice of forward path, and with im2col for every K."""
     if request.param == "always im2col":
         monkeypatch.setattr(direct_conv_module, "MAX_DIRECT_REDUCTION", 0)
+        monkeypatch.setattr(direct_conv_module, "MAX_DIRECT_REDUCTION_LARGE", 0)
 
 
 @pytest.mark.parametrize("case", CASES)

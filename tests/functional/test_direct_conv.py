@@ -7,6 +7,7 @@ import pytest
 
 import tinybnn as tb
 import tinybnn.functional as F
+from tinybnn.functional import conv as conv_module
 from tinybnn.functional import direct_conv as direct_module
 from tinybnn.functional import parallel
 
@@ -52,6 +53,7 @@ def test_direct_matches_reference_and_im2col(case, dtype, tol, monkeypatch):
     np.testing.assert_allclose(direct(x, weight, None, stride, padding, pad_value),
                                expected - bias[:, None, None], rtol=tol, atol=tol)
     monkeypatch.setattr(direct_module, "MAX_DIRECT_REDUCTION", 0)          # the im2col path
+    monkeypatch.setattr(direct_module, "MAX_DIRECT_REDUCTION_LARGE", 0)
     im2col = F.conv2d(tb.tensor(x), tb.tensor(weight), tb.tensor(bias), stride, padding, pad_value)
     np.testing.assert_allclose(y, im2col.data, rtol=tol, atol=tol)
 
@@ -94,7 +96,6 @@ def test_direct_sums_of_signs_are_exact_integers():
 
 @pytest.mark.parametrize("threads, chunk_bytes", [(1, None), (3, 1)])
 def test_conv2d_takes_the_direct_path_with_any_chunking(threads, chunk_bytes, monkeypatch):
-    from tinybnn.functional import conv as conv_module
 
     monkeypatch.setattr(parallel, "NUM_THREADS", threads)
     if chunk_bytes is not None:
@@ -117,8 +118,27 @@ def test_conv2d_takes_the_direct_path_with_any_chunking(threads, chunk_bytes, mo
 def test_conv2d_uses_im2col_for_large_reductions_and_without_numba(monkeypatch):
     assert direct_module.uses_direct(np, 3, 3, 3)
     assert not direct_module.uses_direct(np, 4, 3, 3)                       # K = 36
+    # ResNet-20's 16->16 convolutions on 32x32 planes (K = 144): direct at stride 1 only
+    assert direct_module.uses_direct(np, 16, 3, 3, (1, 1), 32 * 32)
+    assert not direct_module.uses_direct(np, 16, 3, 3, (2, 2), 32 * 32)
+    assert not direct_module.uses_direct(np, 16, 3, 3, (1, 1), 16 * 16)
+    assert not direct_module.uses_direct(np, 32, 3, 3, (1, 1), 32 * 32)     # K = 288
     monkeypatch.setattr(direct_module, "_compiled", lambda loops, **options: None)
     assert not direct_module.uses_direct(np, 3, 3, 3)
     x, w = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((4, 3, 3, 3))
     y = F.conv2d(tb.tensor(x), tb.tensor(w), stride=2, padding=1)
     np.testing.assert_allclose(y.data, reference_conv(x, w, None, (2, 2), (1, 1)), atol=1e-12)
+
+
+def test_large_plane_rule_matches_im2col_on_a_resnet20_layer(monkeypatch):
+    """The 16->16 3x3 convolution on a 32x32 plane takes the direct loop; its result equals the
+    im2col path's up to float32 rounding, and is exact for ±1 inputs (binary layers)."""
+    x = np.sign(rng.standard_normal((2, 16, 32, 32))).astype(np.float32)
+    w = np.sign(rng.standard_normal((16, 16, 3, 3))).astype(np.float32)
+    calls = []
+    monkeypatch.setattr(conv_module, "direct_conv_into",
+                        lambda *a: calls.append(1) or direct_module.direct_conv_into(*a))
+    y = F.conv2d(tb.tensor(x), tb.tensor(w), padding=1, pad_value=-1.0).data
+    assert calls
+    np.testing.assert_array_equal(y, reference_conv(x.astype(np.float64), w.astype(np.float64),
+                                                    None, (1, 1), (1, 1), -1.0))

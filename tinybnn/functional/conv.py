@@ -225,7 +225,7 @@ class Conv2d(Function):
         w2 = w.reshape(o, c * kh * kw)
         step = _chunk_size(xp, n, c * kh * kw * oh * ow * xp.dtype(dtype).itemsize)
         geometry = (x.shape, w.shape, stride, padding, pad_value)
-        direct = uses_direct(xp, c, kh, kw)
+        direct = uses_direct(xp, c, kh, kw, stride, oh * ow)
 
         def chunk(n0, n1):                                         # images n0 .. n1 − 1
             if direct:

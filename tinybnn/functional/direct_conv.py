@@ -35,19 +35,29 @@ import numpy as np
 
 from .im2col import _compiled
 
-#: Largest reduction K = C·kh·kw computed directly. Measured (conv2d forward, 2 threads, batch
-#: 128-256): the direct loop is faster at every shape tried with K <= 32 (3×3 on 3-4 channels at
-#: stride 1 and 2, 1×1 on 3-32 channels, 5×5 on one channel; 0.5-0.9× the time of im2col + BLAS),
-#: still at stride 1 on 16×16 and 32×32 images up to K ≈ 180, but not on 8×8 images or at stride 2
-#: with K = 72 or more, where the BLAS product wins.
+#: Largest reduction K = C·kh·kw computed directly at any shape. Measured (conv2d forward, 2
+#: threads, batch 128-256): the direct loop is faster at every shape tried with K <= 32 (3×3 on
+#: 3-4 channels at stride 1 and 2, 1×1 on 3-32 channels, 5×5 on one channel; 0.5-0.9× the time
+#: of im2col + BLAS), but not on 8×8 images or at stride 2 with K = 72 or more, where the BLAS
+#: product wins.
 MAX_DIRECT_REDUCTION = 32
+#: Stride 1 on large output planes (at least this many pixels) keeps the direct loop up to
+#: :data:`MAX_DIRECT_REDUCTION_LARGE`: ResNet-20's 16→16 convolutions on 32×32 images (K = 144)
+#: measured 5.6 ms direct vs 7.5 ms by im2col + BLAS (forward, batch 128, 2 threads); on 16×16
+#: planes (32→32, K = 288) the BLAS product is faster (5.3 vs 5.9 ms).
+MIN_LARGE_PLANE, MAX_DIRECT_REDUCTION_LARGE = 1024, 160
 
 
-def uses_direct(xp, c: int, kh: int, kw: int) -> bool:
+def uses_direct(xp, c: int, kh: int, kw: int, stride=(1, 1), out_pixels: int = 0) -> bool:
     """Whether conv2d's forward runs the direct loop: NumPy arrays, Numba installed, and a small
-    reduction K = C·kh·kw <= :data:`MAX_DIRECT_REDUCTION`."""
-    return (xp.__name__ == "numpy" and c * kh * kw <= MAX_DIRECT_REDUCTION
-            and _kernel() is not None)
+    reduction K = C·kh·kw <= :data:`MAX_DIRECT_REDUCTION`, or K <=
+    :data:`MAX_DIRECT_REDUCTION_LARGE` at stride 1 with at least :data:`MIN_LARGE_PLANE` output
+    pixels per plane (``out_pixels`` = OH·OW)."""
+    k = c * kh * kw
+    small = k <= MAX_DIRECT_REDUCTION or (
+        tuple(stride) == (1, 1) and out_pixels >= MIN_LARGE_PLANE
+        and k <= MAX_DIRECT_REDUCTION_LARGE)
+    return xp.__name__ == "numpy" and small and _kernel() is not None
 
 
 def _kernel():
