@@ -118,7 +118,14 @@ class Function:
     Positional inputs may be Tensors or constants (numbers, arrays, tuples); keyword options are
     passed to ``forward`` unchanged. Gradients are only computed for Tensor inputs that require
     them (``ctx.needs_input_grad`` tells ``backward`` which).
+
+    A Function whose ``backward`` returns only arrays it has just allocated, one per input,
+    referenced by nothing else (no views of ``grad``, of saved arrays or of one another), may set
+    ``new_grad_arrays = True`` in its own class body (a subclass does not inherit the promise).
+    The engine then hands such an array to a leaf as its ``.grad`` instead of copying it.
     """
+
+    new_grad_arrays = False
 
     @staticmethod
     def forward(ctx: Context, *inputs: Any, **options: Any):
@@ -363,7 +370,13 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 
 
 def _run_backward(root: Tensor, grad) -> None:
-    grads = {id(root): grad}
+    """Visit the graph from ``root`` (whose gradient is ``grad``) in reverse topological order.
+
+    ``grads`` holds the gradient summed so far for each tensor still to visit; ``owned`` the ids of
+    those whose summed array only the engine holds (a sum, a cast, or the fresh result of a
+    Function with ``new_grad_arrays``): a leaf may keep such an array as ``.grad`` uncopied.
+    """
+    grads, owned = {id(root): grad}, set()
     for node in _topological_order(root):
         g = grads.pop(id(node), None)
         if g is None:
@@ -373,7 +386,7 @@ def _run_backward(root: Tensor, grad) -> None:
             if replaced is not None:
                 g = replaced
         if node.grad_fn is None or node._retain_grad:
-            node.grad = g.copy() if node.grad is None else node.grad + g
+            _keep_grad(node, g, id(node) in owned)
         ctx = node.grad_fn
         if ctx is None:
             continue
@@ -384,16 +397,36 @@ def _run_backward(root: Tensor, grad) -> None:
         if len(input_grads) != len(ctx.inputs):
             raise RuntimeError(f"{ctx.name}.backward returned {len(input_grads)} gradients for "
                                f"{len(ctx.inputs)} inputs")
+        fresh = vars(ctx.function).get("new_grad_arrays", False)
         for parent, pg in zip(ctx.inputs, input_grads):
             if pg is None or not (isinstance(parent, Tensor) and parent.requires_grad):
                 continue
             if pg.shape != parent.data.shape:
                 raise RuntimeError(f"{ctx.name}.backward gave a gradient of shape {pg.shape} "
                                    f"for an input of shape {parent.shape}")
+            new = fresh and sum(other is pg for other in input_grads) == 1
             if pg.dtype != parent.data.dtype:
-                pg = pg.astype(parent.data.dtype)
+                pg, new = pg.astype(parent.data.dtype), True
             key = id(parent)
-            grads[key] = pg if key not in grads else M.add_arrays(grads[key], pg)
+            if key in grads:
+                grads[key], new = M.add_arrays(grads[key], pg), True
+            else:
+                grads[key] = pg
+            if new:
+                owned.add(key)
+
+
+def _keep_grad(node: Tensor, g, owned: bool) -> None:
+    """Add ``g`` into ``node.grad``. A leaf without hooks takes ``g`` itself when the engine owns
+    it (nothing else can see it, so later in-place updates of ``.grad`` touch nothing else);
+    otherwise ``.grad`` gets a copy, never an array that a Function, a hook or the caller of
+    ``backward`` may still hold."""
+    if node.grad is not None:
+        node.grad = node.grad + g
+    elif owned and node.grad_fn is None and not node._hooks:
+        node.grad = g
+    else:
+        node.grad = g.copy()
 
 
 from .functional import math as M  # noqa: E402  (the operators above need Tensor defined first)

@@ -138,11 +138,14 @@ def format_table(rows: list[dict]) -> str:
 def main(argv=None) -> None:
     import argparse
 
+    from .backend import reuse_freed_memory
+
     parser = argparse.ArgumentParser(description="conv2d forward+backward vs PyTorch CPU")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
+    reuse_freed_memory()                # as the ``tinybnn`` command does (a whole process)
     print(format_table(bench_conv(args.repeats, args.threads, rounds=args.rounds)))
 
 

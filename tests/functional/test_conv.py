@@ -1,6 +1,9 @@
 """conv2d, pad and the im2col helpers: forward against a loop-free NumPy einsum over a padded
 array, backward against finite differences in float64."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
@@ -266,6 +269,25 @@ def test_map_chunks_keeps_order_and_raises(monkeypatch):
 
     with pytest.raises(ValueError, match="chunk"):
         parallel.map_chunks(fail, 4, 1)
+
+
+def test_map_chunks_runs_on_the_calling_thread_and_waits_for_all_chunks(monkeypatch):
+    from tinybnn.functional import parallel
+
+    monkeypatch.setattr(parallel, "NUM_THREADS", 2)
+    threads, done = set(), []
+
+    def work(a, b):
+        threads.add(threading.get_ident())
+        time.sleep(0.005)
+        if a == 0:
+            raise ValueError("chunk 0")
+        done.append(a)
+
+    with pytest.raises(ValueError, match="chunk 0"):
+        parallel.map_chunks(work, 6, 1)
+    assert threading.get_ident() in threads and len(threads) == 2
+    assert sorted(done) == [1, 2, 3, 4, 5]          # none still running after the error
 
 
 def test_workspaces_are_not_shared_between_paddings():

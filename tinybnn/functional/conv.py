@@ -213,6 +213,8 @@ class Conv2d(Function):
     into it (dx covers the real pixels only).
     """
 
+    new_grad_arrays = True          # dx, dW and db are allocated by backward and kept nowhere
+
     @staticmethod
     def forward(ctx, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0):
         xp = get_array_module(x, w)

@@ -1,5 +1,5 @@
-"""Batch chunks on a pool of threads, and per-thread workspaces: how the convolution uses every
-CPU core.
+"""Batch chunks on the calling thread and a pool of threads, and per-thread workspaces: how the
+convolution uses every CPU core.
 
 A convolution splits its batch into chunks of a few images. Each chunk is an independent task:
 unfold its patches (an array copy) and multiply them by the weights (a BLAS call). NumPy releases
@@ -82,8 +82,9 @@ def map_chunks(work: Callable[[int, int], object], n: int, step: int, on_cpu: bo
     """``[work(start, stop) for each chunk of range(n)]``, the chunks spread over threads.
 
     Each thread takes the next chunk not yet taken until none is left, so a thread slowed down by
-    another process simply does fewer chunks. ``work`` must only write to its own chunk of any
-    shared output array.
+    another process simply does fewer chunks. The calling thread is one of them (it would only
+    wait otherwise, and it starts at once while a pool thread still wakes up). ``work`` must only
+    write to its own chunk of any shared output array.
     """
     bounds = chunk_bounds(n, step)
     threads = min(num_threads(), len(bounds)) if on_cpu else 1
@@ -104,9 +105,12 @@ def map_chunks(work: Callable[[int, int], object], n: int, step: int, on_cpu: bo
             results[index] = work(*bounds[index])
 
     with limiter:
-        pool = _get_pool(num_threads())
-        futures = [pool.submit(worker) for _ in range(threads)]
-        wait(futures)                       # all of them, even when one failed
+        pool = _get_pool(num_threads() - 1)
+        futures = [pool.submit(worker) for _ in range(threads - 1)]
+        try:
+            worker()
+        finally:
+            wait(futures)                   # all of them, even when one failed
     for future in futures:
         future.result()                     # raises the error of a failed chunk, if any
     return results
