@@ -27,6 +27,18 @@ def strided(x):
     return wide[..., 0]
 
 
+@pytest.fixture(autouse=True)
+def kernels_for_every_size(monkeypatch):
+    """The small test arrays take the kernels too (not the NumPy path, below the size limit)."""
+    monkeypatch.setattr(fused, "MIN_PARALLEL_SIZE", 0)
+
+
+def test_small_arrays_take_the_numpy_formula(monkeypatch):
+    monkeypatch.setattr(fused, "MIN_PARALLEL_SIZE", 100)
+    assert not fused.supports(np.zeros(99, np.float32))
+    assert fused.supports(np.zeros((10, 10), np.float32))
+
+
 def test_supports():
     a32, a64 = np.zeros(3, np.float32), np.zeros(3)
     assert fused.supports(a32) and fused.supports(a64, a64)

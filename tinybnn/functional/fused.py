@@ -26,12 +26,21 @@ from numba import njit, prange
 _SUMS = {"reassoc"}
 
 
+#: Smallest array (elements) worth a parallel kernel. Launching one costs ~0.1-0.3 ms with
+#: Numba's workqueue thread pool (tinybnn/backend.py), more than NumPy needs for the sign of a
+#: 512×512 weight. Measured: ``tinybnn train`` (binary MLP, 512×512 weights, batch 16) took 19.3 s
+#: with those weights on the kernels and 14.6 s without. The activations of the W1A1 ResNet-20
+#: (batch 128: 2^19–2^21 values) stay on the kernels.
+MIN_PARALLEL_SIZE = 2**19
+
+
 def supports(*arrays) -> bool:
-    """True when every argument is a NumPy float32 or float64 array, all of one dtype: the
-    kernels of this module apply. (CuPy arrays and other dtypes take the NumPy formula.)"""
+    """True when every argument is a NumPy float32 or float64 array, all of one dtype, and the
+    first has at least :data:`MIN_PARALLEL_SIZE` elements: the kernels of this module apply.
+    (CuPy arrays, other dtypes and small arrays take the NumPy formula.)"""
     first = arrays[0]
     return all(isinstance(a, np.ndarray) and a.dtype == first.dtype for a in arrays) and (
-        first.dtype in (np.float32, np.float64))
+        first.dtype in (np.float32, np.float64)) and first.size >= MIN_PARALLEL_SIZE
 
 
 def _flat(a):
