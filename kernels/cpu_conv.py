@@ -107,6 +107,17 @@ def _pack_word(values, cut):
 
 
 @njit(inline="always")
+def _is_border_row(r, height, target, full):
+    """True (after copying the all-border words ``full`` into ``target``) when input row ``r``
+    lies in the padding above or below the image."""
+    if 0 <= r < height:
+        return False
+    for w in range(target.shape[0]):
+        target[w] = full[w]
+    return True
+
+
+@njit(inline="always")
 def _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows):
     """rows[c, t] = padded row ``first_row + t`` of channel c of ``image``, binarized and packed.
 
@@ -119,9 +130,7 @@ def _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows):
         for t in range(band_rows):
             r = first_row + t - ph                        # input row (outside: a border row)
             target = rows[c, t]
-            if r < 0 or r >= height:
-                for w in range(row_words):
-                    target[w] = full[w]
+            if _is_border_row(r, height, target, full):
                 continue
             source = x[image, c, r]
             if row_words == 1:                             # the common case: Wp <= 64
@@ -150,11 +159,9 @@ def _shift_band_rows(words, width, image, first_row, ph, pw, edge, full, rows):
     skip, shift = pw >> 6, np.uint64(pw & 63)
     for c in range(channels):
         for t in range(band_rows):
-            r = first_row + t - ph
+            r = first_row + t - ph                        # input row (outside: a border row)
             target = rows[c, t]
-            if r < 0 or r >= height:
-                for w in range(row_words):
-                    target[w] = full[w]
+            if _is_border_row(r, height, target, full):
                 continue
             source = words[image, c, r]
             if row_words == 1:                             # the common case: Wp <= 64
