@@ -121,6 +121,20 @@ __device__ __forceinline__ int corrected_dot(const int* __restrict__ dots,
     return dots[(image * positions + p) * n + c] - correction[(long long)c * positions + p];
 }
 
+// The corrected dot of element `index` of an output (batch, n, positions) in NCHW order, and its
+// output channel in *channel.
+__device__ __forceinline__ int corrected_dot_at(const int* __restrict__ dots,
+                                                const int* __restrict__ correction,
+                                                long long index, int n, int positions,
+                                                int* channel)
+{
+    int p = (int)(index % positions);
+    int c = (int)((index / positions) % n);
+    *channel = c;
+    return corrected_dot(dots, correction, index / ((long long)positions * n), p, c, n,
+                         positions);
+}
+
 // conv_epilogue_dots: out (batch, n, positions) int = dot - correction.
 extern "C" __global__ void conv_epilogue_dots(const int* __restrict__ dots,
                                               const int* __restrict__ correction, int batch, int n,
@@ -130,10 +144,8 @@ extern "C" __global__ void conv_epilogue_dots(const int* __restrict__ dots,
     long long step = (long long)gridDim.x * blockDim.x;
     for (long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x; index < total;
          index += step) {
-        int p = (int)(index % positions);
-        int c = (int)((index / positions) % n);
-        long long image = index / ((long long)positions * n);
-        out[index] = corrected_dot(dots, correction, image, p, c, n, positions);
+        int c;
+        out[index] = corrected_dot_at(dots, correction, index, n, positions, &c);
     }
 }
 
@@ -149,10 +161,8 @@ extern "C" __global__ void conv_epilogue_affine(const int* __restrict__ dots,
     long long step = (long long)gridDim.x * blockDim.x;
     for (long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x; index < total;
          index += step) {
-        int p = (int)(index % positions);
-        int c = (int)((index / positions) % n);
-        long long image = index / ((long long)positions * n);
-        int dot = corrected_dot(dots, correction, image, p, c, n, positions);
+        int c;
+        int dot = corrected_dot_at(dots, correction, index, n, positions, &c);
         out[index] = __fadd_rn(__fmul_rn((float)dot, scale[c]), bias[c]);
     }
 }
