@@ -14,7 +14,10 @@ How the GEMM kernel is laid out (shapes: a (M, W), b (N, W) uint64 words)
   one load of 4 panel words feeds 16 XOR-popcounts, and the accumulator (in L1 cache) is read and
   written once per 16 popcounts instead of once per popcount. Three words left over (W % 4 == 3,
   e.g. K = 144) take one 3-word pass, one or two a one-word loop.
-* Popcounts are accumulated in int64, and the output is written as ``k - 2 * mismatches``.
+* Popcounts are accumulated in int32 (``acc``, each sum of popcounts cast with ``np.int32``:
+  Numba's integer arithmetic is int64, and int64 lanes would halve the width of every vector
+  loop that reads the counts; the output stages of cpu_conv.py run 2x wider on int32), and the
+  output is written as ``k - 2 * mismatches``.
   The block's results are columns, so the kernel writes a column-major (N, M) array and the
   GEMM returns its transpose view (writing rows of 4 scattered int32 is 2-3x slower at small K).
   The convolution kernels (cpu_conv.py) reuse the same blocks and write straight into NCHW.
@@ -91,10 +94,14 @@ def _count_three_words(panel, b, j, w, acc):
     a0, a1, a2 = panel[w], panel[w + 1], panel[w + 2]
     for m in range(BLOCK_ROWS):
         x0, x1, x2 = a0[m], a1[m], a2[m]
-        acc[0, m] += popcount(x0 ^ b00) + popcount(x1 ^ b01) + popcount(x2 ^ b02)
-        acc[1, m] += popcount(x0 ^ b10) + popcount(x1 ^ b11) + popcount(x2 ^ b12)
-        acc[2, m] += popcount(x0 ^ b20) + popcount(x1 ^ b21) + popcount(x2 ^ b22)
-        acc[3, m] += popcount(x0 ^ b30) + popcount(x1 ^ b31) + popcount(x2 ^ b32)
+        acc[0, m] += np.int32(popcount(x0 ^ b00) + popcount(x1 ^ b01)
+                              + popcount(x2 ^ b02))
+        acc[1, m] += np.int32(popcount(x0 ^ b10) + popcount(x1 ^ b11)
+                              + popcount(x2 ^ b12))
+        acc[2, m] += np.int32(popcount(x0 ^ b20) + popcount(x1 ^ b21)
+                              + popcount(x2 ^ b22))
+        acc[3, m] += np.int32(popcount(x0 ^ b30) + popcount(x1 ^ b31)
+                              + popcount(x2 ^ b32))
 
 
 @njit(inline="always")
@@ -115,14 +122,14 @@ def _count_mismatches(panel, b, j, acc):
         a0, a1, a2, a3 = panel[w], panel[w + 1], panel[w + 2], panel[w + 3]
         for m in range(BLOCK_ROWS):
             x0, x1, x2, x3 = a0[m], a1[m], a2[m], a3[m]
-            acc[0, m] += (popcount(x0 ^ b00) + popcount(x1 ^ b01)
-                          + popcount(x2 ^ b02) + popcount(x3 ^ b03))
-            acc[1, m] += (popcount(x0 ^ b10) + popcount(x1 ^ b11)
-                          + popcount(x2 ^ b12) + popcount(x3 ^ b13))
-            acc[2, m] += (popcount(x0 ^ b20) + popcount(x1 ^ b21)
-                          + popcount(x2 ^ b22) + popcount(x3 ^ b23))
-            acc[3, m] += (popcount(x0 ^ b30) + popcount(x1 ^ b31)
-                          + popcount(x2 ^ b32) + popcount(x3 ^ b33))
+            acc[0, m] += np.int32(popcount(x0 ^ b00) + popcount(x1 ^ b01)
+                                  + popcount(x2 ^ b02) + popcount(x3 ^ b03))
+            acc[1, m] += np.int32(popcount(x0 ^ b10) + popcount(x1 ^ b11)
+                                  + popcount(x2 ^ b12) + popcount(x3 ^ b13))
+            acc[2, m] += np.int32(popcount(x0 ^ b20) + popcount(x1 ^ b21)
+                                  + popcount(x2 ^ b22) + popcount(x3 ^ b23))
+            acc[3, m] += np.int32(popcount(x0 ^ b30) + popcount(x1 ^ b31)
+                                  + popcount(x2 ^ b32) + popcount(x3 ^ b33))
     if words - whole == 3:
         _count_three_words(panel, b, j, whole, acc)
         return
@@ -131,10 +138,10 @@ def _count_mismatches(panel, b, j, acc):
         a0 = panel[w]
         for m in range(BLOCK_ROWS):
             x = a0[m]
-            acc[0, m] += popcount(x ^ b0)
-            acc[1, m] += popcount(x ^ b1)
-            acc[2, m] += popcount(x ^ b2)
-            acc[3, m] += popcount(x ^ b3)
+            acc[0, m] += np.int32(popcount(x ^ b0))
+            acc[1, m] += np.int32(popcount(x ^ b1))
+            acc[2, m] += np.int32(popcount(x ^ b2))
+            acc[3, m] += np.int32(popcount(x ^ b3))
 
 
 @njit(parallel=True, cache=True)
@@ -148,7 +155,7 @@ def _gemm_kernel(a, b, k, out_t):
     for block in prange((n_rows + BLOCK_ROWS - 1) // BLOCK_ROWS):
         first = block * BLOCK_ROWS
         panel = np.empty((words, BLOCK_ROWS), np.uint64)
-        acc = np.empty((COLS, BLOCK_ROWS), np.int64)
+        acc = np.empty((COLS, BLOCK_ROWS), np.int32)
         rows = _load_panel(a, first, panel)
         for j in range(0, n_cols, COLS):
             _count_mismatches(panel, b, j, acc)

@@ -436,7 +436,7 @@ def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w
         constants = np.full(BLOCK_ROWS, np.float32(0.0) if has_residual else np.float32(-0.0))
 
         panel = np.empty((words, BLOCK_ROWS), np.uint64)
-        acc = np.empty((COLS, BLOCK_ROWS), np.int64)
+        acc = np.empty((COLS, BLOCK_ROWS), np.int32)
         for first in range(0, h * out_w, BLOCK_ROWS):
             length = _load_panel_t(patches, first, panel)
             p0 = ho0 * out_w + first                      # position in the image
@@ -458,7 +458,7 @@ def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w
                         shortcut = _shortcut_row(band, n - offset, p0 - origin, length,
                                                  constants)
                         for t in range(length):            # float32 ops in the tail's order
-                            dot = k - 2 * mismatches[t] - fix[t]
+                            dot = np.int32(k - 2 * mismatches[t] - fix[t])   # int32: 2x wider
                             v = np.float32(dot) * s + o
                             v = ((v - mean) * inv_std) * gamma + beta + shortcut[t]
                             target_float[t] = min(max(v, low), high)
