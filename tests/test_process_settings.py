@@ -1,7 +1,8 @@
-"""The process settings tinybnn makes for speed: Numba's sleeping thread pool (on import) and
-glibc keeping freed memory (in tinybnn's entry points). Each runs in a fresh interpreter, since
-both act once per process."""
+"""The process settings tinybnn makes for speed: Numba's OpenMP pool with sleeping threads and
+512-bit vectors on AVX-512 CPUs (on import), glibc keeping freed memory (in tinybnn's entry
+points). Each runs in a fresh interpreter, since they act once per process."""
 
+import os
 import subprocess
 import sys
 
@@ -9,8 +10,6 @@ import pytest
 
 
 def _run(code: str, env_extra=None) -> str:
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
     env.update(env_extra or {})
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -32,19 +31,98 @@ total(np.ones(1000))
 print(numba.threading_layer())
 """
 
+#: prints libgomp's wait policy (omp_display_env writes the OpenMP settings to stderr)
+WAIT_POLICY = """
+import ctypes, os, sys
+print(os.environ.get("OMP_WAIT_POLICY"))
+sys.stdout.flush()
+ctypes.CDLL("libgomp.so.1").omp_display_env(0)
+"""
 
-def test_import_chooses_the_workqueue_layer():
-    assert _run("import tinybnn" + LAUNCH) == "workqueue"
+
+def _layer_available(layer: str) -> bool:
+    code = f"import numba; numba.config.THREADING_LAYER = {layer!r}; " \
+           "from numba.np.ufunc import parallel; parallel._launch_threads()"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    return subprocess.run([sys.executable, "-c", code], env=env,
+                          capture_output=True).returncode == 0
 
 
-def test_import_after_numba_still_chooses_workqueue():
-    assert _run("import numba, tinybnn" + LAUNCH) == "workqueue"
+OMP = pytest.mark.skipif(not _layer_available("omp"), reason="Numba's OpenMP layer cannot load")
+
+
+@OMP
+def test_import_starts_the_openmp_layer():
+    assert _run("import tinybnn" + LAUNCH) == "omp"
+
+
+@OMP
+def test_import_after_numba_still_starts_the_openmp_layer():
+    assert _run("import numba, tinybnn" + LAUNCH) == "omp"
+
+
+@OMP
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GNU libgomp is Linux's")
+def test_openmp_threads_sleep_but_the_environment_is_restored():
+    done = subprocess.run([sys.executable, "-c", "import tinybnn" + WAIT_POLICY],
+                          capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items()
+                               if k not in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"     # a library loaded later sees no policy of ours
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in done.stderr
+
+
+@OMP
+def test_a_wait_policy_the_user_set_is_kept():
+    done = subprocess.run([sys.executable, "-c", "import tinybnn" + WAIT_POLICY],
+                          capture_output=True, text=True, timeout=300,
+                          env={**{k: v for k, v in os.environ.items()
+                                  if k != "NUMBA_THREADING_LAYER"}, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ACTIVE"
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in done.stderr
 
 
 def test_a_layer_the_user_chose_is_kept():
-    code = "import tinybnn, numba, os; print(os.environ['NUMBA_THREADING_LAYER'], " \
-           "numba.config.THREADING_LAYER)"
-    assert _run(code, {"NUMBA_THREADING_LAYER": "safe"}) == "safe safe"
+    assert _run("import tinybnn" + LAUNCH, {"NUMBA_THREADING_LAYER": "workqueue"}) == "workqueue"
+
+
+def test_a_launched_pool_is_kept():
+    code = "import numba; numba.config.THREADING_LAYER = 'workqueue'\n" + LAUNCH + \
+           "from tinybnn.backend import prefer_sleeping_numba_threads\n" \
+           "print(prefer_sleeping_numba_threads(), numba.threading_layer())"
+    assert _run(code).splitlines()[-1] == "None workqueue"
+
+
+WIDE = """
+import llvmlite.binding as llvm, numba, numpy as np
+from numba import njit
+@njit
+def axpy(a, x, y):
+    for i in range(x.size):
+        y[i] += a * x[i]
+axpy(np.float32(2), np.ones(64, np.float32), np.ones(64, np.float32))
+print(llvm.get_host_cpu_features().get("avx512f", False), numba.config.CPU_FEATURES)
+print("zmm" in axpy.inspect_asm(axpy.signatures[0]))
+"""
+
+
+@pytest.mark.parametrize("first", ["import tinybnn", "import numba, tinybnn"])
+def test_import_lets_numba_use_512_bit_vectors_on_avx512(first):
+    (avx512, features), (zmm,) = (line.split(" ", 1) if " " in line else (line,)
+                                  for line in _run(first + WIDE).splitlines())
+    if avx512 == "True":
+        assert features.endswith(",-prefer-256-bit") and "+avx512f" in features
+        assert zmm == "True"
+    else:
+        assert features == "None"
+
+
+def test_cpu_features_the_user_set_are_kept():
+    out = _run("import os, tinybnn, numba; print(numba.config.CPU_FEATURES, "
+               "os.environ['NUMBA_CPU_FEATURES'])", {"NUMBA_CPU_FEATURES": "+sse2"})
+    assert out == "+sse2 +sse2"
 
 
 FAULTS = """

@@ -1,8 +1,9 @@
 """tinybnn: a from-scratch, readable engine for Binary Neural Networks."""
 
-from .backend import prefer_sleeping_numba_threads
+from .backend import prefer_sleeping_numba_threads, prefer_wide_vectors
 
 prefer_sleeping_numba_threads()       # before any Numba kernel is compiled or launched
+prefer_wide_vectors()
 
 from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from .errors import CheckpointError, ConfigError, DatasetError, ShapeError, TinyBNNError
