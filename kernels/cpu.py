@@ -85,14 +85,14 @@ def _load_panel(a, first_row, panel):
 
 @njit(inline="always")
 def _count_three_words(panel, b, j, w, acc):
-    """acc[c, m] += the mismatches in words w .. w + 2, in one pass over the 64 rows (three
+    """acc[c, m] += the mismatches in words w .. w + 2, in one pass over the rows (three
     words left over: K = 144, the 16-channel 3x3 layers of ResNet-20, would else take three)."""
     b00, b01, b02 = b[j, w], b[j, w + 1], b[j, w + 2]
     b10, b11, b12 = b[j + 1, w], b[j + 1, w + 1], b[j + 1, w + 2]
     b20, b21, b22 = b[j + 2, w], b[j + 2, w + 1], b[j + 2, w + 2]
     b30, b31, b32 = b[j + 3, w], b[j + 3, w + 1], b[j + 3, w + 2]
     a0, a1, a2 = panel[w], panel[w + 1], panel[w + 2]
-    for m in range(BLOCK_ROWS):
+    for m in range(panel.shape[1]):
         x0, x1, x2 = a0[m], a1[m], a2[m]
         acc[0, m] += np.int32(popcount(x0 ^ b00) + popcount(x1 ^ b01)
                               + popcount(x2 ^ b02))
@@ -106,7 +106,8 @@ def _count_three_words(panel, b, j, w, acc):
 
 @njit(inline="always")
 def _count_mismatches(panel, b, j, acc):
-    """acc[c, m] = popcount(row m of the panel XOR row j + c of b), for c < 4 and m < 64.
+    """acc[c, m] = popcount(row m of the panel XOR row j + c of b), for c < 4 and every row m
+    of the panel (W, M): 64 in the GEMM, a whole item of positions in the convolution.
 
     b must have at least j + 4 rows (the wrapper pads it with zero rows).
     """
@@ -114,13 +115,13 @@ def _count_mismatches(panel, b, j, acc):
     acc[:] = 0
     whole = words - words % 4
     for w in range(0, whole, 4):
-        # 16 words of b, fixed for the whole loop over the 64 rows (register blocking)
+        # 16 words of b, fixed for the whole loop over the rows (register blocking)
         b00, b01, b02, b03 = b[j, w], b[j, w + 1], b[j, w + 2], b[j, w + 3]
         b10, b11, b12, b13 = b[j + 1, w], b[j + 1, w + 1], b[j + 1, w + 2], b[j + 1, w + 3]
         b20, b21, b22, b23 = b[j + 2, w], b[j + 2, w + 1], b[j + 2, w + 2], b[j + 2, w + 3]
         b30, b31, b32, b33 = b[j + 3, w], b[j + 3, w + 1], b[j + 3, w + 2], b[j + 3, w + 3]
         a0, a1, a2, a3 = panel[w], panel[w + 1], panel[w + 2], panel[w + 3]
-        for m in range(BLOCK_ROWS):
+        for m in range(panel.shape[1]):
             x0, x1, x2, x3 = a0[m], a1[m], a2[m], a3[m]
             acc[0, m] += np.int32(popcount(x0 ^ b00) + popcount(x1 ^ b01)
                                   + popcount(x2 ^ b02) + popcount(x3 ^ b03))
@@ -136,7 +137,7 @@ def _count_mismatches(panel, b, j, acc):
     for w in range(whole, words):
         b0, b1, b2, b3 = b[j, w], b[j + 1, w], b[j + 2, w], b[j + 3, w]
         a0 = panel[w]
-        for m in range(BLOCK_ROWS):
+        for m in range(panel.shape[1]):
             x = a0[m]
             acc[0, m] += np.int32(popcount(x ^ b0))
             acc[1, m] += np.int32(popcount(x ^ b1))

@@ -202,11 +202,13 @@ def test_packed_input_chains_layers(backend):
 
 
 # (B, C, H, W, Cout, kernel, stride, padding): one-word rows, rows of several words, a padding
-# of more than a word, a width that fills whole words, outputs not a multiple of 64 positions
+# of more than a word, a width that fills whole words, outputs not a multiple of 64 positions,
+# widths that divide 64 with items of a few rows (the sign bits of a partial 64-value chunk)
 PACKED_GEOMETRIES = [
     (2, 16, 8, 32, 8, (3, 3), 1, 1), (1, 3, 9, 80, 4, (3, 3), 1, 1),
     (2, 3, 7, 130, 5, (3, 5), (2, 1), (1, 70)), (2, 4, 5, 64, 3, (3, 3), 1, 0),
-    (3, 5, 6, 100, 7, (3, 3), 2, 1),
+    (3, 5, 6, 100, 7, (3, 3), 2, 1), (1, 3, 5, 16, 4, (3, 3), 1, 1),
+    (2, 4, 7, 8, 3, (3, 3), 1, 1),
 ]
 
 
