@@ -390,7 +390,7 @@ def _put_sign_rows(values, out_w, rows):
 
 @njit(parallel=True, cache=True)
 def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w, band_h, b, k,
-                 correction, kind, scale, bias, tail, residual, geometry, low, high, flip,
+                 correction, base, kind, scale, bias, tail, residual, geometry, low, high, flip,
                  threshold, out_dots, out_float, out_bits, out_sign):
     """The whole convolution, output (B, N, out_h*out_w) in the array of ``kind``.
 
@@ -407,7 +407,10 @@ def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w
 
     x (B, C, H, W) float32 or uint8 0/1, binarized as ``x >= cut``, or uint64 (B, C, H,
     ceil(width/64)) packed rows; width the true input width; b (N4, words) the packed weights
-    zero-padded to a multiple of 4 rows; correction (N, out_h*out_w) int32.
+    zero-padded to a multiple of 4 rows; correction (N, out_h*out_w) int32; base (N,
+    out_h*out_w) float32 = float32(k - correction) for AFFINE (else unused): the float output
+    computes float32(dot) as base - 2 * float32(mismatches), exact for |values| <= 2^24, with
+    no int64 arithmetic in the loop (LLVM then keeps it 16 float32 lanes wide).
     """
     batch, channels = x.shape[0], x.shape[1]
     words = b.shape[1]
@@ -449,12 +452,13 @@ def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w
                         target_dots[t] = k - 2 * mismatches[t] - fix[t]
                 elif kind == AFFINE:
                     target_float = out_float[image, n, p0:p0 + length]
+                    start = base[n, p0:p0 + length]
                     s, o = scale[n], bias[n]
                     mean, inv_std, gamma, beta = tail[0, n], tail[1, n], tail[2, n], tail[3, n]
                     shortcut = _shortcut_row(band, n - offset, p0 - origin, length, constants)
                     for t in range(length):                # float32 ops in the tail's order
-                        dot = np.int32(k - 2 * mismatches[t] - fix[t])   # int32: 2x wider
-                        v = np.float32(dot) * s + o
+                        dot = start[t] - np.float32(2) * np.float32(mismatches[t])
+                        v = dot * s + o
                         v = ((v - mean) * inv_std) * gamma + beta + shortcut[t]
                         target_float[t] = min(max(v, low), high)
                     if has_sign:
@@ -566,13 +570,16 @@ def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: in
     edge, full = _border_words(in_width, pw, pad_bit)
     correction = np.ascontiguousarray(epilogue.correction.reshape(cout, out_h * out_w),
                                       dtype=np.int32)
+    k = channels * kh * kw
     shape = (batch, cout, out_h * out_w)
     none_f, none_i = np.empty(0, np.float32), np.empty(0, np.int32)
     out_dots = out_float = out_bits = None
+    base = np.empty((0, 0), np.float32)        # float32(k - correction), for the affine output
     if epilogue.kind == "dots":
         kind, out_dots = DOTS, np.empty(shape, dtype=np.int32)
     elif epilogue.kind == "affine":
         kind, out_float = AFFINE, np.empty(shape, dtype=np.float32)
+        base = (k - correction).astype(np.float32)
     else:
         kind, out_bits = THRESHOLD, np.empty(shape, dtype=np.uint8)
     out_sign = (np.empty((batch, cout, out_h, n_words(out_w)), np.uint64) if sign_bits
@@ -587,7 +594,7 @@ def binary_conv2d(x, width, padding, pad_bit: bool, w_packed: np.ndarray, kh: in
     rows, residual, geometry, low, high = _tail_arrays(tail, cout)
     _conv_kernel(x, cut, in_width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w,
                  _band_height(batch, out_h, out_w), _pad_rows(w_packed, COLS),
-                 np.int64(channels * kh * kw), correction, kind, scale, bias, rows, residual,
+                 np.int64(k), correction, base, kind, scale, bias, rows, residual,
                  geometry, low, high, flip, threshold,
                  unused[0] if out_dots is None else out_dots,
                  unused[1] if out_float is None else out_float,
