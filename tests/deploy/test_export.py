@@ -624,7 +624,7 @@ def test_cupy_backend_path_on_the_cpu_harness(zoo, cuda_on_cpu, monkeypatch):
 def test_bench_infer_runs_and_reports():
     from tinybnn.deploy.bench import bench_infer, format_table
 
-    result = bench_infer(batch_size=2, repeats=1)
+    result = bench_infer(batch_size=2, repeats=1, warmup_seconds=0.0)
     assert result["max_abs_logit_diff"] == 0.0          # the export is exact
     assert result["exported_numba_images_per_s"] > 0 and result["tinybnn_float_images_per_s"] > 0
     assert any(kind.startswith("binary_conv2d") for kind in result["time_share_by_op"])
