@@ -131,8 +131,10 @@ def prefer_wide_vectors() -> bool:
     popcount port either way), so twice the lanes is up to twice the speed: the exported W1A1
     ResNet-20's binary convolutions measured 1.2-1.3x faster with the flag off. This passes
     Numba the host's features plus "-prefer-256-bit" (the ``NUMBA_CPU_FEATURES`` variable).
-    Results do not change: tinybnn's kernels never let the compiler reorder float sums
-    (no fastmath reassociation), and integer sums are exact in any order.
+    What it changes in results: only the float64 sums of training-mode batch norm
+    (``functional/fused.py`` lets LLVM split them into vector lanes), in their last bits, as a
+    CPU without AVX-512 would. The convolutions, the eval-mode ops and the export never let the
+    compiler reorder a float sum, and integer sums are exact in any order.
     Called when tinybnn is imported; it only has an effect before Numba compiles its first
     function (the compiler is configured once per process; Numba's cache keeps the kernels
     compiled for each feature set apart).

@@ -26,10 +26,11 @@ from numba import njit, prange
 _SUMS = {"reassoc"}
 
 
-#: Smallest array (elements) worth a parallel kernel. Launching one costs ~0.1-0.3 ms with
-#: Numba's workqueue thread pool (tinybnn/backend.py), more than NumPy needs for the sign of a
-#: 512×512 weight. Measured: ``tinybnn train`` (binary MLP, 512×512 weights, batch 16) took 19.3 s
-#: with those weights on the kernels and 14.6 s without. The activations of the W1A1 ResNet-20
+#: Smallest array (elements) worth a parallel kernel. Launching one costs ~0.06-0.1 ms (Numba's
+#: OpenMP pool with sleeping threads, tinybnn/backend.py; 0.1-0.3 ms with its workqueue pool),
+#: more than NumPy needs for the sign of a 512×512 weight. Measured (workqueue): ``tinybnn train``
+#: (binary MLP, 512×512 weights, batch 16) took 19.3 s with those weights on the kernels and
+#: 14.6 s without. The activations of the W1A1 ResNet-20
 #: (batch 128: 2^19–2^21 values) stay on the kernels.
 MIN_PARALLEL_SIZE = 2**19
 
