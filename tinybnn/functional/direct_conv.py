@@ -128,7 +128,7 @@ def _direct_loops(x, weight, bias, y, sh, sw, ph, pw, pad_value):
                                 phases[np.uint64(start + b)] = x_flat[np.uint64(origin + b * sw)]
 
     def add_term(k, ka, kb, kc, kd):
-        """Term k for the four channels, weights w_flat[ka], w_flat[kb], w_flat[kc], w_flat[kd]."""
+        """Term k for the four channels, weights w_flat[ka], .., w_flat[kd]."""
         start, wa, wb, wc, wd = offsets[k], w_flat[ka], w_flat[kb], w_flat[kc], w_flat[kd]
         for t in range(span):
             u = np.uint64(t)
@@ -138,24 +138,19 @@ def _direct_loops(x, weight, bias, y, sh, sw, ph, pw, pad_value):
             acc_c[u] += wc * value
             acc_d[u] += wd * value
 
+    def nine(values, k):
+        """values[k .. k + 8] as nine scalars (kept in registers by the loop below)."""
+        return (values[k], values[k + 1], values[k + 2], values[k + 3], values[k + 4],
+                values[k + 5], values[k + 6], values[k + 7], values[k + 8])
+
     def add_nine_terms(k, ka, kb, kc, kd):
         """Terms k .. k + 8 for the four channels, weights w_flat[ka ..] .. w_flat[kd ..]: each
         value of acc adds its nine terms in order, left to right."""
-        s0, s1, s2 = offsets[k], offsets[k + 1], offsets[k + 2]
-        s3, s4, s5 = offsets[k + 3], offsets[k + 4], offsets[k + 5]
-        s6, s7, s8 = offsets[k + 6], offsets[k + 7], offsets[k + 8]
-        a0, a1, a2 = w_flat[ka], w_flat[ka + 1], w_flat[ka + 2]
-        a3, a4, a5 = w_flat[ka + 3], w_flat[ka + 4], w_flat[ka + 5]
-        a6, a7, a8 = w_flat[ka + 6], w_flat[ka + 7], w_flat[ka + 8]
-        b0, b1, b2 = w_flat[kb], w_flat[kb + 1], w_flat[kb + 2]
-        b3, b4, b5 = w_flat[kb + 3], w_flat[kb + 4], w_flat[kb + 5]
-        b6, b7, b8 = w_flat[kb + 6], w_flat[kb + 7], w_flat[kb + 8]
-        c0, c1, c2 = w_flat[kc], w_flat[kc + 1], w_flat[kc + 2]
-        c3, c4, c5 = w_flat[kc + 3], w_flat[kc + 4], w_flat[kc + 5]
-        c6, c7, c8 = w_flat[kc + 6], w_flat[kc + 7], w_flat[kc + 8]
-        d0, d1, d2 = w_flat[kd], w_flat[kd + 1], w_flat[kd + 2]
-        d3, d4, d5 = w_flat[kd + 3], w_flat[kd + 4], w_flat[kd + 5]
-        d6, d7, d8 = w_flat[kd + 6], w_flat[kd + 7], w_flat[kd + 8]
+        s0, s1, s2, s3, s4, s5, s6, s7, s8 = nine(offsets, k)
+        a0, a1, a2, a3, a4, a5, a6, a7, a8 = nine(w_flat, ka)
+        b0, b1, b2, b3, b4, b5, b6, b7, b8 = nine(w_flat, kb)
+        c0, c1, c2, c3, c4, c5, c6, c7, c8 = nine(w_flat, kc)
+        d0, d1, d2, d3, d4, d5, d6, d7, d8 = nine(w_flat, kd)
         for t in range(span):
             u = np.uint64(t)
             p0, p1, p2 = phases[s0 + u], phases[s1 + u], phases[s2 + u]
