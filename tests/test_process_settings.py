@@ -88,6 +88,12 @@ def test_a_layer_the_user_chose_is_kept():
     assert _run("import tinybnn" + LAUNCH, {"NUMBA_THREADING_LAYER": "workqueue"}) == "workqueue"
 
 
+def test_without_numbas_launch_function_the_workqueue_layer_is_chosen():
+    code = "from numba.np.ufunc import parallel; del parallel._launch_threads\n" \
+           "import tinybnn, numba; print(numba.config.THREADING_LAYER)"
+    assert _run(code) == "workqueue"
+
+
 def test_a_launched_pool_is_kept():
     code = "import numba; numba.config.THREADING_LAYER = 'workqueue'\n" + LAUNCH + \
            "from tinybnn.backend import prefer_sleeping_numba_threads\n" \

@@ -84,7 +84,8 @@ def prefer_sleeping_numba_threads() -> str | None:
     The policy is set only while Numba loads its OpenMP library (libgomp reads it once, when it
     is loaded), then the environment is restored, so that a library loaded later (PyTorch's own
     OpenMP, in the benchmarks) keeps its defaults; a policy the user set is left as it is.
-    Where Numba's OpenMP layer cannot load, the workqueue pool is started instead.
+    Where Numba's OpenMP layer cannot load, the workqueue pool is started instead (and chosen
+    for Numba's first launch where Numba lacks the internal ``_launch_threads`` used here).
     Limits of OpenMP: a child process *forked* after this import must not run parallel kernels
     (libgomp is not fork-safe; Numba stops such a child with an error); use the "spawn" start
     method, or set ``NUMBA_THREADING_LAYER=workqueue`` before importing tinybnn.
@@ -99,6 +100,9 @@ def prefer_sleeping_numba_threads() -> str | None:
 
     if getattr(parallel, "_is_initialized", False):     # the pool runs already
         return None
+    if not hasattr(parallel, "_launch_threads"):       # a Numba without this internal: let it
+        numba.config.THREADING_LAYER = "workqueue"     # start its sleeping pool on first use
+        return "workqueue"
     saved = os.environ.get("OMP_WAIT_POLICY")
     if saved is None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
