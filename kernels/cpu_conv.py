@@ -265,11 +265,12 @@ def _band_patches(rows, kh, kw, sh, sw, out_w, patches):
     """patches (words, >= band_h * out_w) = the packed patches of a band from its packed rows
     (columns past the band's positions are 0).
 
-    rows[c, t] is padded row (first output row of the band) * sh + t, for the band_h output rows
-    that they cover; output row dh of the band reads rows dh*sh .. dh*sh + kh - 1. When a channel's kh*kw taps fit in 64 bits (3x3, 5x5,
-    ...) its kh pieces are assembled in a register and OR-ed into the patch words once (3x
-    faster than one read-modify-write per piece); 3x3 on one-word rows (Wp <= 64, CIFAR) does
-    two channels per pass (``_taps_3x3``); larger kernels place piece by piece.
+    rows[c, t] is padded row (first output row of the band) * sh + t, for the band_h output
+    rows that they cover; output row dh of the band reads rows dh*sh .. dh*sh + kh - 1. When a
+    channel's kh*kw taps fit in 64 bits (3x3, 5x5, ...) its kh pieces are assembled in a
+    register and OR-ed into the patch words once (3x faster than one read-modify-write per
+    piece); 3x3 on one-word rows (Wp <= 64, CIFAR) does two channels per pass
+    (``_taps_3x3``); larger kernels place piece by piece.
     """
     channels = rows.shape[0]
     band_h = (rows.shape[1] - kh) // sh + 1
@@ -347,8 +348,9 @@ def _pool_band(residual, image, ho0, out_w, geometry, pooled):
 def _shortcut_row(band, channel, start, length, constants):
     """The ``length`` shortcut values of ``channel`` from band column ``start``: band[channel,
     start:start + length], or, when ``channel`` is outside the band (no residual, or the zero
-    channels of a padded shortcut), a row of at least ``length`` constants: -0.0 (adds nothing, -0.0
-    included) for no residual, +0.0 (what adding a zero channel does) for a padded one."""
+    channels of a padded shortcut), a row of at least ``length`` constants: -0.0 (adds
+    nothing, -0.0 included) for no residual, +0.0 (what adding a zero channel does) for a
+    padded one."""
     if 0 <= channel < band.shape[0]:
         return band[channel, start:start + length]
     return constants[:length]
@@ -401,9 +403,9 @@ def _conv_kernel(x, cut, width, ph, pw, edge, full, kh, kw, sh, sw, out_h, out_w
     Hr*Wr) and geometry = its (pool, offset, Wr) (``FloatTail``'s residual_pool and
     residual_offset; skipped when residual is empty), clipped to [low, high] (absent
     parts are given as identities), and when out_sign is not empty the sign bits of the result
-    in out_sign (B, N, out_h, ceil(out_w/64)) uint64 (every word written); THRESHOLD: out_bits uint8 =
-    (dot * flip[n] >= threshold[n]). The other output arrays (and unused per-channel arrays)
-    are ignored.
+    in out_sign (B, N, out_h, ceil(out_w/64)) uint64 (every word written); THRESHOLD: out_bits
+    uint8 = (dot * flip[n] >= threshold[n]). The other output arrays (and unused per-channel
+    arrays) are ignored.
 
     x (B, C, H, W) float32 or uint8 0/1, binarized as ``x >= cut``, or uint64 (B, C, H,
     ceil(width/64)) packed rows; width the true input width; b (N4, words) the packed weights
