@@ -136,8 +136,8 @@ def prefer_wide_vectors() -> bool:
     ResNet-20's binary convolutions measured 1.2-1.3x faster with the flag off. This passes
     Numba the host's features plus "-prefer-256-bit" (the ``NUMBA_CPU_FEATURES`` variable).
     What it changes in results: only the float64 sums of training-mode batch norm
-    (``functional/fused.py`` lets LLVM split them into vector lanes), in their last bits, as a
-    CPU without AVX-512 would. The convolutions, the eval-mode ops and the export never let the
+    (``functional/fused.py`` lets LLVM split them into vector lanes), in their last bits, as
+    running on a CPU without AVX-512 changes them too. The convolutions, the eval-mode ops and the export never let the
     compiler reorder a float sum, and integer sums are exact in any order.
     Called when tinybnn is imported; it only has an effect before Numba compiles its first
     function (the compiler is configured once per process; Numba's cache keeps the kernels
