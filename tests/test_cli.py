@@ -150,6 +150,11 @@ def corrupt_checkpoint(tmp_path):
     (["train", "--bogus"], ["--bogus"]),
     (["eval"], ["--checkpoint"]),
     (["bench", "nosuchbench"], ["nosuchbench"]),
+    (["bench", "infer", "--bogus", "1"], ["--bogus", "--batch-size", "--repeats"]),
+    (["bench", "infer", "--repeats", "x"], ["--repeats", "int", "'x'"]),
+    (["bench", "infer", "--repeats"], ["--repeats", "needs a value"]),
+    (["bench", "infer", "8"], ["takes", "'8'"]),
+    (["bench", "size", "--repeats", "2"], ["takes no options", "--repeats"]),
     (["summary", "--model", "nosuchmodel"], ["nosuchmodel"]),
     (["frobnicate"], ["frobnicate"]),
     ([], ["required"]),
@@ -312,6 +317,42 @@ def test_recipe_schedules():
     assert unit == "step"
     assert values[:2] == pytest.approx([0.1 / 3, 0.2 / 3]) and values[2] == pytest.approx(0.1)
     assert lrs({"schedule": "constant", "epochs": 3}, 3) == ("epoch", [0.1] * 3)
+
+
+def test_bench_options_become_the_benchmark_functions_keyword_arguments(capsys, monkeypatch):
+    import tinybnn.deploy.bench as bench
+
+    calls = []
+
+    def fake_infer(batch_size: int = 256, repeats: int = 10, warmup_seconds: float = 1.0):
+        calls.append(dict(batch_size=batch_size, repeats=repeats, warmup_seconds=warmup_seconds))
+        return {"what": "infer"}
+
+    monkeypatch.setattr(bench, "bench_infer", fake_infer)
+    monkeypatch.setattr(bench, "format_table", lambda got: "DEPLOY")
+    status, _, _ = run_cli(["bench", "infer", "--repeats", "20", "--warmup-seconds", "0.5"],
+                           capsys)
+    assert status == 0
+    assert calls == [dict(batch_size=256, repeats=20, warmup_seconds=0.5)]
+
+
+def test_bench_boolean_and_optional_int_options(capsys, monkeypatch):
+    import tinybnn.bench_train
+
+    calls = []
+
+    def fake_train(model: str = "resnet20", torch: bool = True, threads: int | None = None,
+                   shapes=None):
+        calls.append(dict(model=model, torch=torch, threads=threads, shapes=shapes))
+        return {"model": model}
+
+    monkeypatch.setattr(tinybnn.bench_train, "bench_train", fake_train)
+    status, _, _ = run_cli(["bench", "train", "--no-torch", "--threads", "1", "--model",
+                            "resnet18"], capsys)
+    assert status == 0
+    assert calls == [dict(model="resnet18", torch=False, threads=1, shapes=None)]
+    status, _, err = run_cli(["bench", "train", "--shapes", "1"], capsys)
+    assert_one_line_error(status, err, "--shapes", "--torch", "--threads")
 
 
 @pytest.mark.parametrize("what, function", [("infer", "bench_infer"),

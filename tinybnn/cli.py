@@ -5,7 +5,7 @@
     tinybnn train                              # the main job: a binary MLP on the 8×8 digits
     tinybnn train --recipe resnet20-irnet      # a paper's CIFAR-10 setting
     tinybnn eval --checkpoint runs/<run>/checkpoint.npz
-    tinybnn bench conv | train | kernels
+    tinybnn bench conv | train | kernels | infer | size     # e.g. bench infer --repeats 20
     tinybnn summary --model binary_mlp --data digits
 
 Bad input -- an unknown model or data set, a bad number, a missing or corrupt checkpoint, an
@@ -523,6 +523,51 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _option_type(parameter):
+    """The type a ``--option`` value of this keyword parameter is read as: that of its default
+    (bool, int, float or str), int for an ``int | None`` parameter, None when it takes no
+    value from the command line (e.g. a list of shapes)."""
+    default = parameter.default
+    if isinstance(default, (bool, int, float, str)):
+        return type(default)
+    if default is None and "int" in str(parameter.annotation):
+        return int
+    return None
+
+
+def bench_options(what: str, function, tokens: list[str]) -> dict:
+    """The keyword arguments of a benchmark function from ``--name value`` tokens (``--name`` /
+    ``--no-name`` for a boolean), e.g. ``tinybnn bench infer --batch-size 128 --repeats 20``.
+    Names are the function's parameters with dashes; values are converted to the type of the
+    parameter's default. Anything else is a ConfigError naming the options that exist."""
+    import inspect
+
+    types = {name.replace("_", "-"): (name, kind) for name, parameter in
+             inspect.signature(function).parameters.items()
+             if (kind := _option_type(parameter)) is not None}
+    accepted = ", ".join(f"--{name}" for name in types) or "no options"
+    options, rest = {}, list(tokens)
+    while rest:
+        token = rest.pop(0)
+        name = token[2:] if token.startswith("--") else None
+        negated = name is not None and name.startswith("no-") and name[3:] in types
+        if name is None or (name not in types and not negated):
+            raise ConfigError(f"tinybnn bench {what} takes {accepted}; got {token!r}")
+        key, kind = types[name[3:] if negated else name]
+        if kind is bool:
+            options[key] = not negated
+            continue
+        if not rest:
+            raise ConfigError(f"tinybnn bench {what}: {token} needs a value")
+        text = rest.pop(0)
+        try:
+            options[key] = kind(text)
+        except ValueError:
+            raise ConfigError(f"tinybnn bench {what}: {token} takes {kind.__name__} values, "
+                              f"got {text!r}") from None
+    return options
+
+
 def cmd_bench(args) -> int:
     module_name, function_name = BENCHMARKS[args.what]
     try:
@@ -532,7 +577,8 @@ def cmd_bench(args) -> int:
             raise
         raise ConfigError(f"the {args.what} benchmark is not available in this version of tinybnn "
                           f"({module_name} is missing)") from None
-    result = getattr(module, function_name)()
+    function = getattr(module, function_name)
+    result = function(**bench_options(args.what, function, args.options))
     print(format_result(result, module))
     return 0
 
@@ -619,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = subcommands.add_parser("bench", help="run a benchmark and print its table")
     bench.add_argument("what", choices=tuple(BENCHMARKS))
+    bench.add_argument("options", nargs=argparse.REMAINDER,
+                       help="the benchmark function's keyword arguments as --name value, e.g. "
+                            "tinybnn bench infer --repeats 20 (a wrong one lists them)")
     bench.set_defaults(handler=cmd_bench)
 
     summary = subcommands.add_parser("summary", help="parameters, memory and MACs of a model")
