@@ -42,6 +42,7 @@ from ..random import default_rng
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import History, save_curves
+from .losses import distillation_loss
 from .metrics import RunningMean, count_correct
 from .rundir import RunDir
 
@@ -72,6 +73,16 @@ def _on_model_device(model, x):
         if xp is not np:
             x = xp.asarray(x)
     return Tensor(x)
+
+
+def _teacher_logits(teacher, x):
+    """The teacher's logits of the batch ``x``, a constant: a Module runs (in eval mode, set by
+    fit) on x on its own device without recording a graph; any other callable gets x as it is."""
+    from ..nn import Module
+
+    with no_grad():
+        out = teacher(_on_model_device(teacher, x)) if isinstance(teacher, Module) else teacher(x)
+    return out.data if isinstance(out, Tensor) else out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,11 +239,13 @@ def restore_rng_states(generators: dict, states: dict, path) -> None:
 def train_one_epoch(model, loader, optimizer, state: TrainState, loss_fn=cross_entropy,
                     scheduler=None, schedule_unit: str = "epoch", grad_clip=None,
                     flips: FlipTracker | None = None, callbacks=(),
-                    bar=None) -> tuple[float, float]:
+                    bar=None, teacher=None, distillation=None) -> tuple[float, float]:
     """One pass over ``loader`` in training mode, one optimizer step per batch.
 
     ``state.step`` counts the steps; ``flips`` (if given) measures the flip ratios; ``bar`` is a
-    tqdm bar advanced per batch; each callback's ``on_step_end`` runs after every step.
+    tqdm bar advanced per batch; each callback's ``on_step_end`` runs after every step. With a
+    ``teacher`` the loss is ``distillation_loss(logits, teacher's logits, labels,
+    **distillation)`` instead of ``loss_fn`` (see :func:`fit`).
 
     Returns:
         ``(mean training loss, training accuracy)`` over the epoch's samples, measured on the
@@ -244,7 +257,11 @@ def train_one_epoch(model, loader, optimizer, state: TrainState, loss_fn=cross_e
         lr = current_lr(optimizer)
         logits = model(_on_model_device(model, x))
         labels = get_array_module(logits.data).asarray(y)
-        loss = loss_fn(logits, labels)
+        if teacher is None:
+            loss = loss_fn(logits, labels)
+        else:
+            loss = distillation_loss(logits, _teacher_logits(teacher, x), labels,
+                                     **(distillation or {}))
         loss_value = float(loss.item())
         if not math.isfinite(loss_value):
             raise ConfigError(f"the training loss became {loss_value} at epoch {state.epoch + 1}, "
@@ -283,6 +300,43 @@ def train_one_epoch(model, loader, optimizer, state: TrainState, loss_fn=cross_e
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_distillation(teacher, distillation, loss_fn):
+    if teacher is None:
+        if distillation is not None:
+            raise ConfigError("distillation= options need a teacher= model to distil from")
+        return
+    if not callable(teacher):
+        raise ConfigError(f"teacher must be a tinybnn Module or a callable returning logits, got "
+                          f"{type(teacher).__name__}")
+    if loss_fn is not cross_entropy:
+        raise ConfigError("give either loss_fn= or teacher= (with a teacher the training loss is "
+                          "distillation_loss; tune it with distillation={'alpha': .., "
+                          "'temperature': ..})")
+    unknown = set(distillation or {}) - {"alpha", "temperature"}
+    if unknown:
+        raise ConfigError(f"distillation= takes 'alpha' and 'temperature', got {sorted(unknown)}")
+
+
+class _teacher_in_eval_mode:
+    """Context: a Module teacher in eval mode (its batch norms use their running statistics),
+    its own mode restored afterwards; other teachers are left alone."""
+
+    def __init__(self, teacher):
+        from ..nn import Module
+
+        self.module = teacher if isinstance(teacher, Module) else None
+
+    def __enter__(self):
+        if self.module is not None:
+            self.was_training = self.module.training
+            self.module.eval()
+
+    def __exit__(self, *exc):
+        if self.module is not None:
+            self.module.train(self.was_training)
+        return False
+
+
 def _check_fit_arguments(epochs, schedule_unit, grad_clip, checkpoint_every, callbacks):
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
@@ -304,7 +358,8 @@ def _check_fit_arguments(epochs, schedule_unit, grad_clip, checkpoint_every, cal
 def fit(model, train_loader, test_loader, optimizer, epochs: int, scheduler=None,
         schedule_unit: str = "epoch", loss_fn=cross_entropy, grad_clip: float | None = None,
         callbacks=(), run_dir=None, progress: bool = True, checkpoint_every: int = 1,
-        resume_from=None, config: dict | None = None) -> History:
+        resume_from=None, config: dict | None = None, teacher=None,
+        distillation: dict | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs, evaluating on ``test_loader`` after each.
 
     Args:
@@ -331,6 +386,14 @@ def fit(model, train_loader, test_loader, optimizer, epochs: int, scheduler=None
         config: a JSON-able dict describing the run, stored in ``config.json`` and in the
             checkpoint (``tinybnn eval`` rebuilds the model from it). On resume, defaults to the
             checkpoint's config.
+        teacher: knowledge distillation (Hinton et al., 2015; BNext trains this way): a trained
+            :class:`~tinybnn.nn.Module` (run in eval mode during fit, then put back in its
+            mode; never updated, no graph recorded) or any callable from an input batch to
+            (N, C) logits. The training loss becomes :func:`~tinybnn.train.distillation_loss` of
+            the model's and the teacher's logits and the labels; ``loss_fn`` must then be left
+            at its default, and the test loss stays the cross-entropy.
+        distillation: keyword arguments of ``distillation_loss`` (``alpha``, ``temperature``;
+            defaults 0.5 and 4.0); only with a ``teacher``.
 
     Returns:
         The :class:`~tinybnn.train.History`, one record per epoch (those restored from the
@@ -339,6 +402,7 @@ def fit(model, train_loader, test_loader, optimizer, epochs: int, scheduler=None
     callbacks = list(callbacks)
     reuse_freed_memory()                # every step frees and reallocates the same arrays
     _check_fit_arguments(epochs, schedule_unit, grad_clip, checkpoint_every, callbacks)
+    _check_distillation(teacher, distillation, loss_fn)
     history = History()
     state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, epochs=int(epochs),
                        history=history)
@@ -376,10 +440,11 @@ def fit(model, train_loader, test_loader, optimizer, epochs: int, scheduler=None
         bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress, leave=True, dynamic_ncols=True)
         try:
-            train_loss, train_acc = train_one_epoch(
-                model, train_loader, optimizer, state, loss_fn=loss_fn, scheduler=scheduler,
-                schedule_unit=schedule_unit, grad_clip=grad_clip, flips=flips,
-                callbacks=callbacks, bar=bar)
+            with _teacher_in_eval_mode(teacher):
+                train_loss, train_acc = train_one_epoch(
+                    model, train_loader, optimizer, state, loss_fn=loss_fn, scheduler=scheduler,
+                    schedule_unit=schedule_unit, grad_clip=grad_clip, flips=flips,
+                    callbacks=callbacks, bar=bar, teacher=teacher, distillation=distillation)
             if scheduler is not None and schedule_unit == "epoch":
                 scheduler.step()
             test_loss, test_acc = evaluate(model, test_loader, loss_fn)
