@@ -9,15 +9,16 @@ from tinybnn.errors import ConfigError
 
 EXPECTED = {
     "activation": ["identity_ste", "ste_sign", "approx_sign", "swish_sign", "ede", "recu_act",
-                   "rsign", "heaviside", "dorefa_act", "elastic", "lsq"],
+                   "rsign", "heaviside", "dorefa_act", "elastic", "lsq", "slste", "plste",
+                   "dlste"],
     "weight": ["xnor", "magnitude_aware", "irnet_weight", "recu_weight", "progressive", "lsq",
-               "dorefa_weight", "ste_sign", "identity_ste", "ede"],
+               "dorefa_weight", "ste_sign", "identity_ste", "ede", "slste", "plste", "dlste"],
 }
 
 # 1-bit quantizers whose output at an exact 0 must be the positive level
 SIGN_LIKE = ["identity_ste", "ste_sign", "approx_sign", "swish_sign", "ede", "recu_act", "rsign",
              "heaviside", "elastic", "xnor", "magnitude_aware", "irnet_weight", "recu_weight",
-             "progressive", "dorefa_weight"]
+             "progressive", "dorefa_weight", "slste", "plste", "dlste"]
 
 
 def test_expected_names_are_registered_with_their_kinds():

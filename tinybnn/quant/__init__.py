@@ -6,7 +6,8 @@ registered by name (``make_quantizer("ste_sign")``).
   Heaviside, BiT's elastic binarizer;
 - :mod:`.weight`: XNOR, magnitude-aware sign, IR-Net's Libra-PB, ReCU, BNext's progressive
   binarization;
-- :mod:`.multibit`: DoReFa k-bit activations and weights, LSQ.
+- :mod:`.multibit`: DoReFa k-bit activations and weights, LSQ;
+- :mod:`.gste`: generalized STEs with a shape parameter a (SLSTE, PLSTE, DLSTE).
 
 ``describe()`` lists every registered name with its kind and a one-line formula.
 """
@@ -24,3 +25,4 @@ from .weight import (IrnetWeight, MagnitudeAware, MagnitudeAwareSign, Progressiv
                      progressive_sign, recu_tau, recu_weight, standardize, xnor_weight)
 from .multibit import (LSQ, DorefaAct, DorefaActFn, DorefaSign, DorefaWeight, LSQFn, QuantizeK,
                        dorefa_act, dorefa_weight, lsq, lsq_levels)
+from .gste import DLSTE, PLSTE, SLSTE, ShapedSign, dual_pwl_surrogate, slste_surrogate
