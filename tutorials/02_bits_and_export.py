@@ -223,9 +223,10 @@ except tb.TinyBNNError as error:
 # ## 6. Speed
 #
 # On such a tiny network a good part of the time is spent outside the binary layers (the real
-# first convolution, pooling, batch norms), so the gain is smaller; on a binary ResNet-20 with CIFAR-sized images the binary convolutions dominate, and the
-# exported model runs 3.2–3.7× faster than PyTorch's float32 model of the same shape on this
-# project's 2-core machine (`tinybnn bench infer`). `profile()` shows where the time goes.
+# first convolution, pooling, batch norms), so the gain is smaller; on a binary ResNet-20 with
+# CIFAR-sized images the binary convolutions dominate, and the exported model runs 3.2–3.7×
+# faster than PyTorch's float32 model of the same shape on this project's 2-core machine
+# (`tinybnn bench infer`). `profile()` shows where the time goes.
 
 # %%
 batch = np.repeat(x_test, 4, axis=0)[:1024]

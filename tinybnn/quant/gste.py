@@ -86,8 +86,21 @@ class ShapedSign(Function):
 # =============================================================================================
 
 
+class _ShapedQuantizer(Quantizer):
+    """What the GSTE quantizers share: sign forward, ``self.surrogate(x)`` backward, and a repr
+    of the shape parameters named in ``shape_parameters``."""
+
+    shape_parameters: tuple[str, ...] = ()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ShapedSign.apply(x, surrogate=self.surrogate)
+
+    def extra_repr(self):
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self.shape_parameters)
+
+
 @register("slste", kind="both")
-class SLSTE(Quantizer):
+class SLSTE(_ShapedQuantizer):
     """Scaling GSTE (SLSTE, also SGSTE).
 
     forward:  y = sign(x)
@@ -98,6 +111,7 @@ class SLSTE(Quantizer):
     """
 
     summary = "sign(x); dx = dy·a·1[−1/a < x ≤ 1/a], a = 1"
+    shape_parameters = ("a",)
 
     def __init__(self, a: float = 1.0):
         super().__init__()
@@ -111,15 +125,9 @@ class SLSTE(Quantizer):
         """∂S/∂a with the window held fixed: 1 inside (−1/a, 1/a], 0 outside."""
         return ((x > -1.0 / self.a) & (x <= 1.0 / self.a)).astype(x.dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ShapedSign.apply(x, surrogate=self.surrogate)
-
-    def extra_repr(self):
-        return f"a={self.a}"
-
 
 @register("dlste", kind="both")
-class DLSTE(Quantizer):
+class DLSTE(_ShapedQuantizer):
     """Dual piecewise-linear GSTE (DLSTE): a triangle with its own slope on each side.
 
     forward:  y = sign(x)
@@ -131,6 +139,7 @@ class DLSTE(Quantizer):
     """
 
     summary = "sign(x); dx = dy·2a(1 ∓ a·x) on each side's window (a_n < 0 ≤ a_p), a = 1"
+    shape_parameters = ("a_n", "a_p")
 
     def __init__(self, a_n: float = 1.0, a_p: float = 1.0):
         super().__init__()
@@ -150,12 +159,6 @@ class DLSTE(Quantizer):
         return (xp.where(negative, 2 + 4 * self.a_n * x, 0).astype(x.dtype),
                 xp.where(positive, 2 - 4 * self.a_p * x, 0).astype(x.dtype))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return ShapedSign.apply(x, surrogate=self.surrogate)
-
-    def extra_repr(self):
-        return f"a_n={self.a_n}, a_p={self.a_p}"
-
 
 @register("plste", kind="both")
 class PLSTE(DLSTE):
@@ -169,6 +172,7 @@ class PLSTE(DLSTE):
     """
 
     summary = "sign(x); dx = dy·2a·max(0, 1 − a|x|), a = 1"
+    shape_parameters = ("a",)
 
     def __init__(self, a: float = 1.0):
         a = _check_shape_parameter("plste a", a)
@@ -179,6 +183,3 @@ class PLSTE(DLSTE):
         """∂S/∂a with the window held fixed: 2 − 4a·|x| inside [−1/a, 1/a], 0 outside."""
         negative, positive = super().d_surrogate_da(x)
         return negative + positive
-
-    def extra_repr(self):
-        return f"a={self.a}"
