@@ -20,7 +20,9 @@ In this module ``a`` is a hyperparameter (a number). The thesis *learns* it with
 each quantizer also gives ``d_surrogate_da(x)``, ∂S/∂a with the window held fixed (what autograd
 would give, Ch. 3): SLSTE 1 in the window; PLSTE 2 + 4a·u on the negative side, 2 − 4a·u on the
 positive side; DLSTE the same per side (∂/∂a_n on the negative side, ∂/∂a_p on the positive one).
-The hypergradient training loops themselves are not part of tinybnn yet.
+The delayed greedy hypergradient (Ch. 4 with App. A.2's delay) learns a for weight quantizers:
+:class:`tinybnn.train.GreedyHypergradient`; the window methods (FAGU, P-FAGU, FLAGU) are not
+implemented.
 """
 
 from __future__ import annotations
@@ -67,17 +69,20 @@ class ShapedSign(Function):
     """forward: y = sign(x) (sign(0) = +1); backward: dx = dy · ``surrogate(x)``.
 
     The surrogate is one of this module's array formulas with its parameters bound (a callable of
-    x); the backward recomputes it from the saved x."""
+    x); the backward recomputes it from the saved x, and first hands (dy, x) to ``on_backward``
+    when given (the hypergradient's record of g ⊙ ∂S/∂a)."""
 
     @staticmethod
-    def forward(ctx, x, surrogate=None):
+    def forward(ctx, x, surrogate=None, on_backward=None):
         ctx.save_for_backward(x)
-        ctx.surrogate = surrogate
+        ctx.surrogate, ctx.on_backward = surrogate, on_backward
         return sign(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        if ctx.on_backward is not None:
+            ctx.on_backward(grad, x)
         return grad * ctx.surrogate(x).astype(grad.dtype, copy=False)
 
 
@@ -87,13 +92,24 @@ class ShapedSign(Function):
 
 
 class _ShapedQuantizer(Quantizer):
-    """What the GSTE quantizers share: sign forward, ``self.surrogate(x)`` backward, and a repr
-    of the shape parameters named in ``shape_parameters``."""
+    """What the GSTE quantizers share: sign forward, ``self.surrogate(x)`` backward, a repr of
+    the shape parameters named in ``shape_parameters``, and, while ``record_terms`` is True,
+    ``last_terms``: one array g ⊙ ∂S/∂θ per shape parameter θ from the latest backward (g = dy,
+    the gradient reaching the quantizer), which :class:`~tinybnn.train.GreedyHypergradient`
+    reads."""
 
     shape_parameters: tuple[str, ...] = ()
+    record_terms = False
 
     def forward(self, x: Tensor) -> Tensor:
-        return ShapedSign.apply(x, surrogate=self.surrogate)
+        record = self._record if self.record_terms else None
+        return ShapedSign.apply(x, surrogate=self.surrogate, on_backward=record)
+
+    def _record(self, grad, x):
+        derivatives = self.d_surrogate_da(x)
+        if not isinstance(derivatives, tuple):
+            derivatives = (derivatives,)
+        self.last_terms = tuple(grad * d for d in derivatives)
 
     def extra_repr(self):
         return ", ".join(f"{name}={getattr(self, name)}" for name in self.shape_parameters)
@@ -177,7 +193,15 @@ class PLSTE(DLSTE):
     def __init__(self, a: float = 1.0):
         a = _check_shape_parameter("plste a", a)
         super().__init__(a_n=a, a_p=a)
-        self.a = a
+
+    @property
+    def a(self) -> float:
+        """The triangle's a: both sides' slopes (setting it sets a_n and a_p)."""
+        return self.a_n
+
+    @a.setter
+    def a(self, value: float) -> None:
+        self.a_n = self.a_p = value
 
     def d_surrogate_da(self, x):
         """∂S/∂a with the window held fixed: 2 − 4a·|x| inside [−1/a, 1/a], 0 outside."""

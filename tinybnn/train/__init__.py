@@ -15,12 +15,14 @@ Modules:
 - :mod:`~tinybnn.train.callbacks`   -- ``Callback`` and the ``TrainState`` it receives;
 - :mod:`~tinybnn.train.history`     -- ``History`` and ``save_curves`` (``curves.png``);
 - :mod:`~tinybnn.train.checkpoint`  -- ``save_checkpoint``, ``load_checkpoint`` (``.npz`` + JSON);
-- :mod:`~tinybnn.train.rundir`      -- ``RunDir``: the files a run leaves behind.
+- :mod:`~tinybnn.train.rundir`      -- ``RunDir``: the files a run leaves behind;
+- :mod:`~tinybnn.train.hypergradient` -- ``GreedyHypergradient``: learns GSTE shapes (a).
 """
 
 from .callbacks import Callback, TrainState
 from .checkpoint import Checkpoint, atomic_write, load_checkpoint, save_checkpoint
 from .history import History, save_curves
+from .hypergradient import GreedyHypergradient
 from .loop import FlipTracker, evaluate, fit, train_one_epoch
 from .losses import cross_entropy, distillation_loss
 from .metrics import RunningMean, accuracy, count_correct
@@ -30,6 +32,7 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "FlipTracker",
+    "GreedyHypergradient",
     "History",
     "RunDir",
     "RunningMean",
