@@ -25,4 +25,5 @@ from .weight import (IrnetWeight, MagnitudeAware, MagnitudeAwareSign, Progressiv
                      progressive_sign, recu_tau, recu_weight, standardize, xnor_weight)
 from .multibit import (LSQ, DorefaAct, DorefaActFn, DorefaSign, DorefaWeight, LSQFn, QuantizeK,
                        dorefa_act, dorefa_weight, lsq, lsq_levels)
-from .gste import DLSTE, PLSTE, SLSTE, ShapedSign, dual_pwl_surrogate, slste_surrogate
+from .gste import (DLSTE, PLSTE, SLSTE, ShapedQuantizer, ShapedSign, dual_pwl_surrogate,
+                   slste_surrogate)

@@ -91,7 +91,7 @@ class ShapedSign(Function):
 # =============================================================================================
 
 
-class _ShapedQuantizer(Quantizer):
+class ShapedQuantizer(Quantizer):
     """What the GSTE quantizers share: sign forward, ``self.surrogate(x)`` backward, a repr of
     the shape parameters named in ``shape_parameters``, and, while ``record_terms`` is True,
     ``last_terms``: one array g ⊙ ∂S/∂θ per shape parameter θ from the latest backward (g = dy,
@@ -116,7 +116,7 @@ class _ShapedQuantizer(Quantizer):
 
 
 @register("slste", kind="both")
-class SLSTE(_ShapedQuantizer):
+class SLSTE(ShapedQuantizer):
     """Scaling GSTE (SLSTE, also SGSTE).
 
     forward:  y = sign(x)
@@ -143,7 +143,7 @@ class SLSTE(_ShapedQuantizer):
 
 
 @register("dlste", kind="both")
-class DLSTE(_ShapedQuantizer):
+class DLSTE(ShapedQuantizer):
     """Dual piecewise-linear GSTE (DLSTE): a triangle with its own slope on each side.
 
     forward:  y = sign(x)

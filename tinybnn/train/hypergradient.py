@@ -35,12 +35,12 @@ from .callbacks import Callback
 
 def _shaped_weight_quantizers(model):
     """(layer name, quantizer) of every module whose ``weight_quantizer`` is a GSTE shape."""
-    from ..quant.gste import _ShapedQuantizer
+    from ..quant import ShapedQuantizer
 
     found = []
     for name, module in model.named_modules():
         quantizer = getattr(module, "weight_quantizer", None)
-        if isinstance(quantizer, _ShapedQuantizer) and getattr(module, "weight", None) is not None:
+        if isinstance(quantizer, ShapedQuantizer) and getattr(module, "weight", None) is not None:
             found.append((name, module, quantizer))
     return found
 
