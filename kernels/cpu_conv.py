@@ -110,91 +110,81 @@ def _pack_word(values, cut):
 
 
 @njit(inline="always")
-def _is_border_row(r, height, target, full):
-    """True (after copying the all-border words ``full`` into ``target``) when input row ``r``
-    lies in the padding above or below the image."""
-    if 0 <= r < height:
-        return False
+def _pack_row(source, cut, width, pw, edge, target):
+    """target (words,) = the padded row of the real or 0/1 values ``source`` (W,), binarized
+    (``source >= cut``) and packed: the border bits of ``edge``, pixel j at bit j + pw."""
+    pixels = source.shape[0]                               # (``width`` is for packed rows)
+    if target.shape[0] == 1:                               # the common case: Wp <= 64
+        target[0] = edge[0] | (_pack_word(source, cut) << np.uint64(pw))
+        return
     for w in range(target.shape[0]):
-        target[w] = full[w]
-    return True
+        target[w] = edge[w]
+    for start in range(0, pixels, 64):                     # 64 pixels -> one word, then placed
+        count = min(64, pixels - start)
+        word = _pack_word(source[start:start + count], cut)
+        p = start + pw                                     # its first bit in the padded row
+        shift = np.uint64(p & 63)
+        target[p >> 6] |= word << shift
+        if (p & 63) + count > 64:                          # crosses into the next word
+            target[(p >> 6) + 1] |= word >> (np.uint64(64) - shift)
 
 
 @njit(inline="always")
-def _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows):
-    """rows[c, t] = padded row ``first_row + t`` of channel c of ``image``, binarized and packed.
-
-    x (B, C, H, W); ``edge`` (words,) is a packed image row with only its border bits (set to the
-    pad bit), ``full`` a packed row of pad bits only (the ph rows above and below the image).
-    """
-    height, width = x.shape[2], x.shape[3]
-    channels, band_rows, row_words = rows.shape
-    for c in range(channels):
-        for t in range(band_rows):
-            r = first_row + t - ph                        # input row (outside: a border row)
-            target = rows[c, t]
-            if _is_border_row(r, height, target, full):
-                continue
-            source = x[image, c, r]
-            if row_words == 1:                             # the common case: Wp <= 64
-                target[0] = edge[0] | (_pack_word(source, cut) << np.uint64(pw))
-                continue
-            for w in range(row_words):
-                target[w] = edge[w]
-            for start in range(0, width, 64):              # 64 pixels -> one word, then placed
-                count = min(64, width - start)
-                word = _pack_word(source[start:start + count], cut)
-                p = start + pw                             # its first bit in the padded row
-                shift = np.uint64(p & 63)
-                target[p >> 6] |= word << shift
-                if (p & 63) + count > 64:                  # crosses into the next word
-                    target[(p >> 6) + 1] |= word >> (np.uint64(64) - shift)
-
-
-@njit(inline="always")
-def _shift_band_rows(words, width, image, first_row, ph, pw, edge, full, rows):
-    """``_pack_band_rows`` for input that is packed already: words (B, C, H, ceil(width/64))
-    uint64, bit = sign. Each row is moved ``pw`` bits up (bits past ``width`` cleared) and OR-ed
-    with the border bits ``edge``; ``full`` for the ph rows above and below the image."""
-    height, in_words = words.shape[2], words.shape[3]
-    channels, band_rows, row_words = rows.shape
-    last = _low_bits(width - 64 * (in_words - 1))        # the real bits of a row's last word
+def _shift_row(source, cut, width, pw, edge, target):
+    """``_pack_row`` for a row that is packed already: source (ceil(width/64),) uint64, bit =
+    sign, moved ``pw`` bits up (bits past ``width`` cleared) and OR-ed with ``edge``."""
+    in_words, row_words = source.shape[0], target.shape[0]
+    last = _low_bits(width - 64 * (in_words - 1))          # the real bits of the last word
     skip, shift = pw >> 6, np.uint64(pw & 63)
-    for c in range(channels):
-        for t in range(band_rows):
-            r = first_row + t - ph                        # input row (outside: a border row)
-            target = rows[c, t]
-            if _is_border_row(r, height, target, full):
-                continue
-            source = words[image, c, r]
-            if row_words == 1:                             # the common case: Wp <= 64
-                target[0] = edge[0] | ((source[0] & last) << shift)
-                continue
-            for w in range(row_words):
-                target[w] = edge[w]
-            for w in range(in_words):
-                word = source[w] & last if w == in_words - 1 else source[w]
-                target[w + skip] |= word << shift
-                if shift and w + skip + 1 < row_words:     # crosses into the next word
-                    target[w + skip + 1] |= word >> (np.uint64(64) - shift)
+    if row_words == 1:                                     # the common case: Wp <= 64
+        target[0] = edge[0] | ((source[0] & last) << shift)
+        return
+    for w in range(row_words):
+        target[w] = edge[w]
+    for w in range(in_words):
+        word = source[w] & last if w == in_words - 1 else source[w]
+        target[w + skip] |= word << shift
+        if shift and w + skip + 1 < row_words:             # crosses into the next word
+            target[w + skip + 1] |= word >> (np.uint64(64) - shift)
 
 
-def _band_rows(x, cut, width, image, first_row, ph, pw, edge, full, rows):
-    """The packed, padded rows of a band (``rows``, as ``_pack_band_rows`` fills them) from any
-    kernel input: real or 0/1 values are binarized and packed (``x >= cut``), packed uint64
-    rows of true width ``width`` are shifted into place. Compiled per input type (overload)."""
+def _place_row(source, cut, width, pw, edge, target):
+    """One padded, packed row from one input row: ``_pack_row`` for real or 0/1 values,
+    ``_shift_row`` for packed uint64 words. Compiled per input type (overload)."""
 
 
-@overload(_band_rows, inline="always")
-def _band_rows_for(x, cut, width, image, first_row, ph, pw, edge, full, rows):
-    if x.dtype == types.uint64:
-        def shift_words(x, cut, width, image, first_row, ph, pw, edge, full, rows):
-            _shift_band_rows(x, width, image, first_row, ph, pw, edge, full, rows)
+@overload(_place_row, inline="always")
+def _place_row_for(source, cut, width, pw, edge, target):
+    if source.dtype == types.uint64:
+        def shift_words(source, cut, width, pw, edge, target):
+            _shift_row(source, cut, width, pw, edge, target)
         return shift_words
 
-    def pack_values(x, cut, width, image, first_row, ph, pw, edge, full, rows):
-        _pack_band_rows(x, cut, image, first_row, ph, pw, edge, full, rows)
+    def pack_values(source, cut, width, pw, edge, target):
+        _pack_row(source, cut, width, pw, edge, target)
     return pack_values
+
+
+@njit(inline="always")
+def _band_rows(x, cut, width, image, first_row, ph, pw, edge, full, rows):
+    """rows[c, t] = padded row ``first_row + t`` of channel c of ``image``, binarized and packed.
+
+    x (B, C, H, W) real or 0/1 values (binarized as ``x >= cut``), or (B, C, H, ceil(width/64))
+    uint64 rows packed already, of true width ``width``. ``edge`` (words,) is a packed image row
+    with only its border bits (set to the pad bit), ``full`` a packed row of pad bits only (the
+    ph rows above and below the image).
+    """
+    height = x.shape[2]
+    channels, band_rows = rows.shape[0], rows.shape[1]
+    for c in range(channels):
+        for t in range(band_rows):
+            r = first_row + t - ph                        # input row (outside: a border row)
+            target = rows[c, t]
+            if 0 <= r < height:
+                _place_row(x[image, c, r], cut, width, pw, edge, target)
+            else:
+                for w in range(target.shape[0]):
+                    target[w] = full[w]
 
 
 @njit(inline="always")
@@ -481,7 +471,7 @@ def _im2col_pack_kernel(x, kh, kw, sh, sw, out_h, out_w, edge, full, patches_t):
     positions = out_h * out_w
     for image in prange(batch):
         rows = np.empty((channels, x.shape[2], edge.shape[0]), np.uint64)
-        _pack_band_rows(x, np.uint8(1), image, 0, 0, 0, edge, full, rows)
+        _band_rows(x, np.uint8(1), x.shape[3], image, 0, 0, 0, edge, full, rows)
         patches = np.empty((patches_t.shape[0], positions), np.uint64)
         _band_patches(rows, kh, kw, sh, sw, out_w, patches)
         patches_t[:, image * positions:(image + 1) * positions] = patches

@@ -34,7 +34,7 @@ from .callbacks import Callback
 
 
 def _shaped_weight_quantizers(model):
-    """(layer name, quantizer) of every module whose ``weight_quantizer`` is a GSTE shape."""
+    """(name, module, quantizer) of every module whose ``weight_quantizer`` is a GSTE shape."""
     from ..quant import ShapedQuantizer
 
     found = []
